@@ -1,0 +1,112 @@
+"""The ``hubguard`` command: one module per subcommand, each with ``add_parser`` and ``run``.
+
+Exit codes: 0 allowed, 1 denied by the policy, 2 usage or policy-file error,
+3 fetch or integrity failure. Only this package calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from hubguard._version import __version__
+from hubguard.cli._errors import EXIT_USAGE, exit_code_for, render_error
+from hubguard.errors import HubguardError
+
+logger = logging.getLogger(__name__)
+
+# Subcommand name -> module under hubguard.cli; each module defines
+# ``add_parser(subparsers) -> argparse.ArgumentParser`` and ``run(args) -> int``.
+SUBCOMMANDS = {
+    "audit": "hubguard.cli._audit",
+    "scan": "hubguard.cli._scan",
+    "policy": "hubguard.cli._policy",
+    "lock": "hubguard.cli._lock",
+    "load": "hubguard.cli._load",
+    "demo": "hubguard.cli._demo",
+}
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors exit with hubguard's usage code (2)."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # quoted, typing import avoided
+        self.print_usage(sys.stderr)
+        print(f"hubguard: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _add_verbosity(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v logs each step (INFO); -vv adds DEBUG details and tracebacks",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every subcommand."""
+    parser = _ArgumentParser(
+        prog="hubguard",
+        description="Pin, audit and sandbox remote-code models before they load.",
+    )
+    parser.add_argument("--version", action="version", version=f"hubguard {__version__}")
+    _add_verbosity(parser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
+    for name, module_name in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            # TODO: remove once every subcommand module exists; a missing one must fail loudly.
+            if error.name != module_name:
+                raise
+            continue
+        sub = module.add_parser(subparsers)
+        _add_verbosity(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def configure_logging(quiet: bool, verbose: int) -> None:
+    """Send logs to stderr: ``-q`` errors, default warnings, ``-v`` INFO, ``-vv`` DEBUG."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    package_logger = logging.getLogger("hubguard")
+    package_logger.handlers[:] = [handler]
+    package_logger.propagate = False
+    if quiet:
+        package_logger.setLevel(logging.ERROR)
+    elif verbose >= 2:
+        package_logger.setLevel(logging.DEBUG)
+        logging.getLogger().setLevel(logging.DEBUG)
+    elif verbose == 1:
+        package_logger.setLevel(logging.INFO)
+    else:
+        package_logger.setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``hubguard`` command and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    configure_logging(args.quiet, args.verbose)
+    try:
+        return int(args._run(args))
+    except HubguardError as error:
+        print(render_error(error), file=sys.stderr)
+        if args.verbose >= 2:
+            logger.exception("traceback of the error above")
+        return exit_code_for(error)
+    except KeyboardInterrupt:
+        print("hubguard: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Shared pytest configuration; area fixtures live in tests/_fixtures_*.py modules."""
