@@ -157,7 +157,103 @@ class Snapshot:
         return digest.hexdigest()
 
 
+def auto_map_modules(config: Mapping[str, Any]) -> list[str]:
+    """Return the repository paths of the same-repo modules that ``auto_map`` names.
+
+    Entries are ``"module.Class"`` strings or lists/tuples of them (tokenizers); entries
+    of the form ``"org/repo--module.Class"`` point into another repository and are skipped.
+    """
+    from hubguard.loader.closure import module_to_path
+
+    auto_map = config.get("auto_map") or {}
+    if not isinstance(auto_map, dict):
+        raise ConfigurationError(
+            "auto_map in config.json must be an object", path="config.json", hint='use {"AutoConfig": "module.Class"}'
+        )
+    references: list[str] = []
+    for value in auto_map.values():
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if item is None:
+                continue
+            if not isinstance(item, str) or "." not in item:
+                raise ConfigurationError(
+                    f"auto_map entry {item!r} is not of the form 'module.Class'",
+                    path="config.json",
+                    hint='write entries such as "modeling_x.XModel"',
+                )
+            references.append(item)
+    paths = []
+    for reference in references:
+        if "--" in reference:
+            continue
+        module, _, _ = reference.rpartition(".")
+        paths.append(module_to_path(module))
+    return sorted(set(paths))
+
+
+def build_snapshot(
+    source: SourceRef,
+    revision: PinnedRevision,
+    contents: Mapping[str, bytes],
+    *,
+    blob_files: Mapping[str, tuple[Path, int, str]] | None = None,
+    git_blobs: Mapping[str, str] | None = None,
+    code_entries: list[str] | None = None,
+    rejected: tuple[RejectedFile, ...] = (),
+) -> Snapshot:
+    """Build a :class:`Snapshot` from verified bytes and compute its code closure.
+
+    Args:
+        contents: repository path -> bytes, for code, config and other small files.
+        blob_files: repository path -> (cache path, size, sha256) for weight files.
+        git_blobs: repository path -> git blob id, where the source exposes it.
+        code_entries: entry modules; ``None`` means the ``auto_map`` modules of
+            ``config.json``, or every ``.py`` file when there is no ``config.json``.
+
+    Raises:
+        UnsafeRepositoryError: the closure leaves the repository or names a missing file.
+        ConfigurationError: ``config.json`` or its ``auto_map`` is malformed.
+    """
+    from hubguard.loader.closure import code_closure
+
+    git_blobs = git_blobs or {}
+    files: dict[str, SnapshotFile] = {}
+    for path, data in sorted(contents.items()):
+        files[path] = SnapshotFile(
+            path=path,
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            kind=classify(path),
+            git_blob=git_blobs.get(path),
+        )
+    blob_paths: dict[str, Path] = {}
+    for path, (cache_path, size, sha256) in sorted((blob_files or {}).items()):
+        files[path] = SnapshotFile(path=path, size=size, sha256=sha256, kind=classify(path), git_blob=git_blobs.get(path))
+        blob_paths[path] = cache_path
+    snapshot = Snapshot(
+        source=source, revision=revision, files=files, contents=dict(contents), blob_paths=blob_paths, rejected=rejected
+    )
+    if code_entries is None:
+        if "config.json" in files:
+            code_entries = auto_map_modules(snapshot.config())
+        else:
+            code_entries = [path for path in files if path.endswith(".py")]
+    closure = code_closure(code_entries, snapshot.read_bytes, lambda path: path in contents)
+    return Snapshot(
+        source=source,
+        revision=revision,
+        files=files,
+        contents=dict(contents),
+        blob_paths=blob_paths,
+        code_paths=tuple(closure),
+        rejected=rejected,
+    )
+
+
 __all__ = [
+    "auto_map_modules",
+    "build_snapshot",
     "FileKind",
     "PinnedRevision",
     "RejectedFile",

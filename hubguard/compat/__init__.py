@@ -1,0 +1,1 @@
+"""Compatibility layers that let remote code written for other libraries run against hubguard."""
