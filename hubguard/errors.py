@@ -185,7 +185,17 @@ class SandboxImportViolation(SandboxViolation, ImportError):
 
 
 class TrialError(HubguardError):
-    """Raised when the jailed trial load fails, times out, or cannot run where it is required."""
+    """Raised when the jailed trial load fails, times out, or cannot run where it is required.
+
+    ``result`` holds the ``TrialResult`` (trace, layers, reason) when the trial ran.
+
+    Example message: ``[HG401] modeling_x.py:3: the jailed trial load refused the code:
+    the code attempted socket.connect ('127.0.0.1', 8080), refused by seccomp``.
+    """
+
+    def __init__(self, message: str, *, result: object = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]  # kwargs are HubguardError's keywords
+        self.result = result
 
 
 __all__ = [
