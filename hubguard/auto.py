@@ -23,7 +23,6 @@ import contextlib
 import contextvars
 import logging
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -36,8 +35,6 @@ if TYPE_CHECKING:
     from hubguard.modeling import PreTrainedModel
 
 logger = logging.getLogger(__name__)
-
-_COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass
@@ -430,9 +427,8 @@ def _choose_class(
 def _not_trusted_error(snapshot: Snapshot, auto_class_name: str, reference: str) -> RemoteCodeNotTrustedError:
     source = snapshot.source.display()
     commit = snapshot.revision.commit
-    pinned = _COMMIT_RE.fullmatch(commit) is not None
-    audit_command = f"hubguard audit {source} --revision {commit}" if pinned else f"hubguard audit {source}"
-    load_call = f'trust_remote_code=True, revision="{commit}"' if pinned else "trust_remote_code=True"
+    audit_command = f"hubguard audit {source} --revision {commit}"
+    load_call = f'trust_remote_code=True, revision="{commit}"'
     return RemoteCodeNotTrustedError(
         f"{source} defines {auto_class_name} only in its own code ({reference}), "
         "and trust_remote_code is not set",

@@ -74,8 +74,11 @@ class PreTrainedModel(torch.nn.Module):
         super().__init__()
         expected = type(self).config_class or PretrainedConfig
         if not isinstance(config, expected):
+            wanted, given = expected.__name__, type(config).__name__
+            if wanted == given:
+                wanted, given = _qualified(expected), _qualified(type(config))
             raise ConfigurationError(
-                f"{type(self).__name__} needs a {expected.__name__}, got {type(config).__name__}",
+                f"{type(self).__name__} needs a {wanted}, got {given}",
                 hint=f"build the model from {expected.__name__}(...) or "
                 f"{expected.__name__}.from_pretrained(...), or load it with an Auto class",
             )
@@ -284,6 +287,10 @@ def _skip_init() -> Iterator[None]:
     finally:
         for name, function in saved.items():
             setattr(torch.nn.init, name, function)
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _has_unsaved_buffers(model: torch.nn.Module) -> bool:

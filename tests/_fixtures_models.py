@@ -141,3 +141,50 @@ def tied(import_package: object) -> ModuleType:
     """Import the tied-weights package and return its modeling module."""
     import_package("tiedpkg", {"configuration_tied.py": TIED_CONFIG, "modeling_tied.py": TIED_MODEL})  # type: ignore[operator]  # the fixture's loader
     return importlib.import_module("tiedpkg.modeling_tied")
+
+
+class FakeRemote:
+    """Stand-in for ``hubguard._remote.load_class``: records each call and imports the snapshot's code.
+
+    The code is written from the snapshot's verified bytes to a private package, so the
+    returned class carries ``__hubguard_snapshot__`` and ``__hubguard_module_path__``
+    as a sandbox-loaded class does.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.calls: list[tuple[str, str, dict[str, object]]] = []
+        self.packages: list[str] = []
+
+    def load_class(self, snapshot: object, auto_class_name: str, **options: object) -> type:
+        from hubguard._remote import auto_map_reference
+
+        self.calls.append((snapshot.source.location, auto_class_name, options))  # type: ignore[attr-defined]  # a Snapshot
+        reference = auto_map_reference(snapshot, auto_class_name)  # type: ignore[arg-type]  # a Snapshot
+        module_name, _, class_name = reference.split("--")[-1].rpartition(".")
+        # One package per code id, as the sandbox keeps one namespace per closure.
+        package = f"fake_remote_{snapshot.code_id()[:16]}"  # type: ignore[attr-defined]  # a Snapshot
+        if package not in self.packages:
+            self.packages.append(package)
+            files = {path: snapshot.read_text(path) for path in snapshot.code_paths}  # type: ignore[attr-defined]  # a Snapshot
+            write_package(self.root, package, files)
+        cls = getattr(importlib.import_module(f"{package}.{module_name}"), class_name)
+        cls.__hubguard_snapshot__ = snapshot
+        cls.__hubguard_module_path__ = module_name.replace(".", "/") + ".py"
+        return cls
+
+
+@pytest.fixture
+def fake_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRemote]:
+    """Replace ``hubguard._remote.load_class`` with a :class:`FakeRemote`."""
+    from hubguard import _remote
+
+    root = tmp_path / "remote-packages"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    fake = FakeRemote(root)
+    monkeypatch.setattr(_remote, "load_class", fake.load_class)
+    yield fake
+    for module_name in list(sys.modules):
+        if module_name.split(".")[0] in fake.packages:
+            del sys.modules[module_name]
