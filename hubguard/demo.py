@@ -101,7 +101,8 @@ def build_example_repo(work_dir: Path, *, small: bool, example_dir: Path = EXAMP
     repo = work_dir / "custom-resnet"
     model.save_pretrained(repo)
     commit = _commit_folder(repo)
-    sample = torch.randn(1, config.input_channels, 64, 64 if small else 224)
+    size = 64 if small else 224
+    sample = torch.randn(1, config.input_channels, size, size)
     return repo, commit, model, sample
 
 
