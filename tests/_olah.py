@@ -30,6 +30,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -202,6 +203,7 @@ def olah_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OlahServer
 
 __all__ = [
     "OlahServer",
+    "RewritingProxy",
     "commit_files",
     "find_olah_cli",
     "free_port",
@@ -211,3 +213,82 @@ __all__ = [
     "require_olah_cli",
     "start_olah",
 ]
+
+
+class RewritingProxy:
+    """An HTTP proxy on 127.0.0.1 in front of olah that rewrites answers, to test distrust.
+
+    ``report_commit[repo_id] = commit`` makes the revision endpoint and every file's
+    ``X-Repo-Commit`` header report ``commit``, as olah 0.5.x does with the head commit
+    when an older commit is requested. ``replace_body[path] = data`` serves ``data`` for
+    every download of that repository path, keeping the other headers.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+
+        self.upstream = upstream.removeprefix("http://")
+        self.report_commit: dict[str, str] = {}
+        self.replace_body: dict[str, bytes] = {}
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802  # name fixed by BaseHTTPRequestHandler
+                proxy._forward(self, "GET")
+
+            def do_HEAD(self) -> None:  # noqa: N802  # name fixed by BaseHTTPRequestHandler
+                proxy._forward(self, "HEAD")
+
+            def do_POST(self) -> None:  # noqa: N802  # name fixed by BaseHTTPRequestHandler
+                proxy._forward(self, "POST")
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002  # signature fixed
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _forward(self, handler: Any, method: str) -> None:
+        import http.client
+        import json
+        import re
+
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else None
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in {"host", "connection"}}
+        connection = http.client.HTTPConnection(self.upstream, timeout=30)
+        connection.request(method, handler.path, body=body, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        connection.close()
+        out_headers = [(k, v) for k, v in response.getheaders() if k.lower() not in {"transfer-encoding", "connection"}]
+
+        revision = re.match(r"^/api/models/([^/]+/[^/]+)/revision/", handler.path)
+        resolve = re.match(r"^/([^/]+/[^/]+)/resolve/[^/]+/([^?]+)", handler.path)
+        repo_id = (revision or resolve).group(1) if (revision or resolve) else None
+        commit = self.report_commit.get(repo_id) if repo_id else None
+        if commit and revision and response.status == 200:
+            document = json.loads(data)
+            document["sha"] = commit
+            data = json.dumps(document).encode()
+        if commit and resolve:
+            out_headers = [(k, commit if k.lower() == "x-repo-commit" else v) for k, v in out_headers]
+        if resolve and resolve.group(2) in self.replace_body and response.status == 200:
+            data = self.replace_body[resolve.group(2)] if method == "GET" else b""
+            if method == "GET":
+                out_headers = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in out_headers]
+        handler.send_response(response.status)
+        for key, value in out_headers:
+            handler.send_header(key, value)
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        if method != "HEAD":
+            handler.wfile.write(data)
+
+    def close(self) -> None:
+        """Stop serving and close the listening socket."""
+        self._server.shutdown()
+        self._server.server_close()
