@@ -139,12 +139,13 @@ def save_weights(module: torch.nn.Module, folder: Path, *, max_shard_size: int |
     return sorted(written)
 
 
-def read_weights(snapshot: Snapshot) -> tuple[dict[str, torch.Tensor], str]:
+def read_weights(snapshot: Snapshot) -> tuple[dict[str, torch.Tensor], str] | None:
     """Read every weight tensor of a snapshot from its safetensors files.
 
     Returns:
         The tensors by key, and the repository path to name in messages (the index
-        file for a sharded checkpoint).
+        file for a sharded checkpoint); ``None`` when the snapshot has no weight file
+        at all (the caller decides whether the model needs one).
 
     Raises:
         WeightsError: no safetensors weights (pickled formats are refused, never
@@ -176,7 +177,12 @@ def read_weights(snapshot: Snapshot) -> tuple[dict[str, torch.Tensor], str]:
             path=other[0],
             hint="convert the checkpoint to model.safetensors (safetensors.torch.save_file) in a trusted environment",
         )
-    raise WeightsError(
+    return None
+
+
+def missing_weights_error(snapshot: Snapshot) -> WeightsError:
+    """Return the error for a model with parameters whose snapshot has no weight file."""
+    return WeightsError(
         f"no weights file in {snapshot.source.display()}@{snapshot.revision.commit}",
         hint=f"add {SAFE_WEIGHTS_NAME} (or {SAFE_WEIGHTS_INDEX_NAME} with its shards) to the repository",
     )
@@ -367,6 +373,7 @@ __all__ = [
     "SAFE_WEIGHTS_NAME",
     "compare_keys",
     "load_matching",
+    "missing_weights_error",
     "parse_size",
     "read_weights",
     "save_weights",

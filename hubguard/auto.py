@@ -409,6 +409,7 @@ def _choose_class(
     if use_remote and snapshot is not None:
         from hubguard import _remote
 
+        remote_options = {**remote_options, "code_revision": _code_revision(snapshot, reference, remote_options)}
         remote_class = _remote.load_class(snapshot, auto_class_name, **remote_options)
         if isinstance(remote_class, type) and hasattr(remote_class, "register_for_auto_class"):
             # Saving the loaded object then copies this code, as for a locally registered class.
@@ -422,6 +423,23 @@ def _choose_class(
     if reference is not None and snapshot is not None:
         raise _not_trusted_error(snapshot, auto_class_name, reference)
     return None
+
+
+def _code_revision(snapshot: Snapshot, reference: str | None, remote_options: dict[str, Any]) -> str | None:
+    """Return the caller's ``code_revision``, else the pin config.json records for a cross-repository reference.
+
+    A config saved after a cross-repository load stores the code commit it used under
+    ``hubguard.code_revisions``; taking it here keeps a reload on the same code even
+    after the code repository's branch has moved.
+    """
+    if remote_options["code_revision"] is not None or reference is None or "--" not in reference:
+        return remote_options["code_revision"]
+    recorded = snapshot.config().get("hubguard")
+    revisions = recorded.get("code_revisions") if isinstance(recorded, dict) else None
+    if not isinstance(revisions, dict):
+        return None
+    pin = revisions.get(reference.partition("--")[0])
+    return pin if isinstance(pin, str) else None
 
 
 def _not_trusted_error(snapshot: Snapshot, auto_class_name: str, reference: str) -> RemoteCodeNotTrustedError:

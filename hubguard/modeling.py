@@ -219,7 +219,7 @@ class PreTrainedModel(torch.nn.Module):
     ) -> ModelT:
         """Load the model from an already fetched snapshot (shared by the Auto and remote paths)."""
         config = cls._resolve_config(snapshot, config, config_overrides)
-        state, weights_path = _serialization.read_weights(snapshot)
+        weights = _serialization.read_weights(snapshot)
 
         # Construction skips parameter initialisation, because the checkpoint overwrites
         # every parameter and saved buffer. The model is built again with its
@@ -229,6 +229,13 @@ class PreTrainedModel(torch.nn.Module):
             model = cls(config)
         if _has_unsaved_buffers(model):
             model = cls(config)
+        if weights is None:
+            # A model without parameters or saved buffers (pure code) needs no weight file.
+            if model.state_dict():
+                raise _serialization.missing_weights_error(snapshot)
+            model.eval()
+            return model
+        state, weights_path = weights
         report = _serialization.compare_keys(model, state)
         if not report.clean:
             message = f"weights in {weights_path} do not match {cls.__name__}: {report.describe()}"

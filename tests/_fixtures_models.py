@@ -155,21 +155,25 @@ class FakeRemote:
         self.root = root
         self.calls: list[tuple[str, str, dict[str, object]]] = []
         self.packages: list[str] = []
+        # Repo id -> code snapshot, for "org/repo--module.Class" references.
+        self.code_snapshots: dict[str, object] = {}
 
     def load_class(self, snapshot: object, auto_class_name: str, **options: object) -> type:
         from hubguard._remote import auto_map_reference
 
         self.calls.append((snapshot.source.location, auto_class_name, options))  # type: ignore[attr-defined]  # a Snapshot
         reference = auto_map_reference(snapshot, auto_class_name)  # type: ignore[arg-type]  # a Snapshot
-        module_name, _, class_name = reference.split("--")[-1].rpartition(".")
+        repo, separator, local_reference = reference.rpartition("--")
+        code_snapshot = self.code_snapshots[repo] if separator else snapshot
+        module_name, _, class_name = local_reference.rpartition(".")
         # One package per code id, as the sandbox keeps one namespace per closure.
-        package = f"fake_remote_{snapshot.code_id()[:16]}"  # type: ignore[attr-defined]  # a Snapshot
+        package = f"fake_remote_{code_snapshot.code_id()[:16]}"  # type: ignore[attr-defined]  # a Snapshot
         if package not in self.packages:
             self.packages.append(package)
-            files = {path: snapshot.read_text(path) for path in snapshot.code_paths}  # type: ignore[attr-defined]  # a Snapshot
+            files = {path: code_snapshot.read_text(path) for path in code_snapshot.code_paths}  # type: ignore[attr-defined]  # a Snapshot
             write_package(self.root, package, files)
         cls = getattr(importlib.import_module(f"{package}.{module_name}"), class_name)
-        cls.__hubguard_snapshot__ = snapshot
+        cls.__hubguard_snapshot__ = code_snapshot
         cls.__hubguard_module_path__ = module_name.replace(".", "/") + ".py"
         return cls
 
