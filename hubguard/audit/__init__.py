@@ -1,0 +1,288 @@
+"""Static audit of remote code: hubguard's AST rules plus bandit, decided by one policy.
+
+The audit reads the verified bytes of :class:`~hubguard.loader.snapshot.Snapshot` objects
+and never imports or executes them. It scans every file of the code closure
+(``Snapshot.code_paths``), checks the weight files, and returns one :class:`AuditReport`.
+
+Example::
+
+    report = hubguard.audit("acme/tiny", revision="3f2a…", policy="strict")
+    print(render(report, "text"))
+    report.raise_for_verdict()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import time
+import types
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from hubguard._version import __version__
+from hubguard.audit import _cache
+from hubguard.audit._bandit import bandit_version, run_bandit
+from hubguard.audit.engine import FileScan, ImportRecord, parse_source, scan_source
+from hubguard.audit.findings import Confidence, Finding, Severity
+from hubguard.audit.policy import Policy, load_policy
+from hubguard.audit.report import AuditedFile, AuditedSource, AuditReport, Dependencies
+from hubguard.audit.weights import WeightFile, scan_weights
+from hubguard.errors import UnsafeRepositoryError
+from hubguard.loader.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
+
+ReportFormat = Literal["text", "json", "sarif", "markdown"]
+FORMATS: tuple[str, ...] = ("text", "json", "sarif", "markdown")
+
+
+def audit(
+    source: str,
+    *,
+    revision: str | None = None,
+    policy: Policy | str | Path | None = None,
+    lock: str | Path | None = None,
+) -> AuditReport:
+    """Fetch ``source`` at a pinned revision and audit it.
+
+    Args:
+        source: a Hub repo id, a local folder, a ``git+…`` URL, or a single ``.py`` file.
+        revision: the commit to audit (see :func:`hubguard.loader.fetch` for what floats).
+        policy: a :class:`Policy`, ``"default"``, ``"strict"`` or a policy file.
+        lock: a lock file that pins the bytes.
+
+    Raises:
+        PolicyFileError: the policy file is invalid.
+        FetchError: the source cannot be fetched or its bytes do not match the pin.
+    """
+    policy = load_policy(policy)
+    started = time.perf_counter()
+    snapshot = _fetch(source, revision=revision, lock=lock, policy=policy)
+    fetch_seconds = time.perf_counter() - started
+    report = audit_snapshots([snapshot], policy)
+    report.stage_seconds["fetch"] = fetch_seconds
+    return report
+
+
+def _fetch(source: str, *, revision: str | None, lock: str | Path | None, policy: Policy) -> Snapshot:
+    from hubguard.loader import fetch
+
+    path = Path(source)
+    if path.is_file() and path.suffix == ".py":
+        return snapshot_of_paths([path])[0]
+    require_lock = policy.revisions.local_requires_lock and path.is_dir()
+    return fetch(
+        source,
+        revision=revision,
+        lock=lock,
+        allow_floating=policy.revisions.allow_floating,
+        require_lock=require_lock,
+        include_weights=True,
+    )
+
+
+def snapshot_of_paths(paths: Sequence[Path]) -> list[Snapshot]:
+    """Build one snapshot per local folder or ``.py`` file, covering every ``.py`` file in it.
+
+    Used by ``hubguard scan``: code under development is scanned whole, not only the
+    ``auto_map`` closure. Weight files of a folder are listed through the content cache.
+
+    Raises:
+        FetchError: a path does not exist or holds unsafe content.
+    """
+    from hubguard.loader import fetch
+    from hubguard.loader.snapshot import PinnedRevision, SourceRef, build_snapshot
+
+    snapshots = []
+    for path in paths:
+        path = path.resolve()
+        if path.is_file():
+            data = path.read_bytes()
+            commit = "sha256:" + hashlib.sha256(data).hexdigest()
+            snapshots.append(
+                build_snapshot(
+                    SourceRef("local", str(path)),
+                    PinnedRevision(None, commit),
+                    {path.name: data},
+                    code_entries=[path.name],
+                )
+            )
+            continue
+        snapshot = fetch(str(path), allow_floating=True, include_weights=True)
+        every_module = tuple(sorted(name for name, entry in snapshot.files.items() if entry.kind == "code"))
+        if set(every_module) != set(snapshot.code_paths):
+            snapshot = replace(snapshot, code_paths=every_module)
+        snapshots.append(snapshot)
+    return snapshots
+
+
+def audit_snapshots(snapshots: Sequence[Snapshot], policy: Policy | str | Path | None = None) -> AuditReport:
+    """Audit verified snapshots (the code repository first) and return one report.
+
+    Every file of each snapshot's code closure is scanned with hubguard's rules and with
+    bandit; weight files are checked without loading them. Scan results are cached per file
+    on its content hash, the policy hash and the tool versions.
+    """
+    policy = load_policy(policy)
+    timings = {"hubguard rules": 0.0, "bandit": 0.0, "weights": 0.0}
+    bandit = bandit_version()
+    sources: list[AuditedSource] = []
+    files: list[AuditedFile] = []
+    findings: list[Finding] = []
+    imports: list[ImportRecord] = []
+    weights: list[WeightFile] = []
+    for index, snapshot in enumerate(snapshots):
+        prefix = "" if index == 0 else f"{snapshot.source.display()}::"
+        sources.append(
+            AuditedSource(
+                source=snapshot.source.display(),
+                kind=snapshot.source.kind,
+                requested_revision=snapshot.revision.requested,
+                resolved_revision=snapshot.revision.commit,
+                floating=snapshot.revision.floating,
+            )
+        )
+        code = set(snapshot.code_paths)
+        for path, entry in sorted(snapshot.files.items()):
+            files.append(AuditedFile(prefix + path, entry.sha256, entry.size, entry.kind, scanned=path in code))
+        for path in sorted(code):
+            scan = _scan_file(snapshot, path, policy, bandit, timings)
+            findings.extend(_prefixed(scan.findings, prefix))
+            imports.extend(replace(record, path=prefix + record.path) if prefix else record for record in scan.imports)
+        started = time.perf_counter()
+        listed, weight_findings = scan_weights(snapshot, policy)
+        timings["weights"] += time.perf_counter() - started
+        weights.extend(replace(weight, path=prefix + weight.path) if prefix else weight for weight in listed)
+        findings.extend(_prefixed(weight_findings, prefix))
+        for rejected in snapshot.rejected:
+            findings.append(_rejected_finding(prefix + rejected.path, rejected.reason))
+    report = AuditReport(
+        sources=tuple(sources),
+        files=tuple(files),
+        imports=tuple(imports),
+        findings=tuple(sorted(findings)),
+        weights=tuple(weights),
+        policy_name=policy.name,
+        policy_sha256=policy.sha256,
+        hubguard_version=__version__,
+        bandit_version=bandit,
+        fail_on=Severity.parse(policy.audit.fail_on),
+        stage_seconds=timings,
+        created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        dependencies=Dependencies.from_imports(imports),
+    )
+    logger.info(
+        "audit of %s with policy %s: %s (%d findings, %d blocking)",
+        report.source,
+        policy.name,
+        report.verdict,
+        len(report.findings),
+        len(report.blocking_findings()),
+    )
+    return report
+
+
+def _prefixed(findings: Sequence[Finding], prefix: str) -> list[Finding]:
+    if not prefix:
+        return list(findings)
+    return [replace(finding, path=prefix + finding.path) for finding in findings]
+
+
+def _rejected_finding(path: str, reason: str) -> Finding:
+    return Finding(
+        path=path,
+        line=0,
+        column=0,
+        rule_id="HG244",
+        severity=Severity.INFO,
+        confidence=Confidence.HIGH,
+        cwe=None,
+        message=f"file is never loaded: {reason}",
+        snippet="",
+        policy_key="loader",
+        verdict="warn",
+    )
+
+
+def _scan_file(snapshot: Snapshot, path: str, policy: Policy, bandit: str, timings: dict[str, float]) -> FileScan:
+    sha256 = snapshot.files[path].sha256
+    key = _cache.scan_key(path, sha256, policy_sha256=policy.sha256, hubguard_version=__version__, bandit_version=bandit)
+    cached = _cache.get(key)
+    if cached is not None:
+        logger.debug("audit cache hit for %s (%s)", path, sha256[:12])
+        return cached
+
+    started = time.perf_counter()
+    try:
+        text = snapshot.read_text(path)
+    except UnsafeRepositoryError as error:
+        finding = Finding(
+            path=path,
+            line=error.line or 0,
+            column=0,
+            rule_id="HG232",
+            severity=Severity.HIGH,
+            confidence=Confidence.HIGH,
+            cwe=838,
+            message=error.message,
+            snippet="",
+            policy_key="audit",
+            verdict="deny",
+        )
+        scan = FileScan(path, (finding,), (), 0, parsed=False)
+        _cache.put(key, scan)
+        return scan
+    tree, problem = parse_source(text, path, policy)
+    scan = scan_source(text, path, policy, tree=tree) if tree is not None else None
+    timings["hubguard rules"] += time.perf_counter() - started
+    if scan is None:
+        assert problem is not None
+        line_count = text.count("\n") + 1
+        scan = FileScan(path, (problem,), (), line_count, parsed=False)
+    else:
+        started = time.perf_counter()
+        bandit_findings = run_bandit(text, path, policy)
+        timings["bandit"] += time.perf_counter() - started
+        if bandit_findings:
+            scan = replace(scan, findings=tuple(sorted([*scan.findings, *bandit_findings])))
+    _cache.put(key, scan)
+    return scan
+
+
+def render(report: AuditReport, format: ReportFormat = "text") -> str:  # noqa: A002 - the documented keyword
+    """Render a report as ``text`` (a rich table), ``json``, ``sarif`` (2.1.0) or ``markdown``.
+
+    Raises:
+        ValueError: ``format`` is not one of ``FORMATS``.
+    """
+    from hubguard.audit.formats import renderer
+
+    return renderer(format)(report)
+
+
+class _CallableModule(types.ModuleType):
+    """Module type that makes ``hubguard.audit(...)`` call :func:`audit`.
+
+    Importing ``hubguard.audit.policy`` binds the attribute ``hubguard.audit`` to this
+    package, which would hide the function that ``hubguard`` exports under the same name.
+    """
+
+    def __call__(
+        self,
+        source: str,
+        *,
+        revision: str | None = None,
+        policy: Policy | str | Path | None = None,
+        lock: str | Path | None = None,
+    ) -> AuditReport:
+        return audit(source, revision=revision, policy=policy, lock=lock)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+__all__ = ["AuditReport", "FORMATS", "Finding", "Policy", "Severity", "audit", "audit_snapshots", "load_policy", "render", "snapshot_of_paths"]

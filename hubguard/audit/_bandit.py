@@ -1,0 +1,116 @@
+"""Run bandit in-process on the audited text, with ``# nosec`` ignored.
+
+bandit is driven through its node visitor on the bytes hubguard already verified, never on a
+path it would read again. Its findings keep their ``B…`` ids and join hubguard's list with
+``source = "bandit"``; the policy's ``[bandit]`` section decides which ids are skipped,
+which only warn, and which deny.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from hubguard.audit.findings import Confidence, Finding, Severity
+from hubguard.audit.policy import Policy
+
+logger = logging.getLogger(__name__)
+
+_LEVELS = {"LOW": 1, "MEDIUM": 2, "HIGH": 3, "UNDEFINED": 0}
+_SNIPPET_LIMIT = 200
+_lock = threading.Lock()
+
+
+@dataclass
+class _BanditRuntime:
+    metaast: Any
+    testset: Any
+    version: str
+
+
+_runtime: _BanditRuntime | None = None
+
+
+def bandit_version() -> str:
+    """Return the installed bandit version (recorded in reports and cache keys)."""
+    from importlib.metadata import version
+
+    return version("bandit")
+
+
+def _load_runtime() -> _BanditRuntime:
+    """Build bandit's test set once per process with every test enabled; the policy filters results."""
+    global _runtime
+    if _runtime is None:
+        from bandit.core import config as bandit_config
+        from bandit.core import meta_ast, test_set
+
+        configuration = bandit_config.BanditConfig()
+        _runtime = _BanditRuntime(meta_ast.BanditMetaAst(), test_set.BanditTestSet(configuration, {}), bandit_version())
+    return _runtime
+
+
+def run_bandit(text: str, path: str, policy: Policy) -> list[Finding]:
+    """Return bandit's findings for one file's text, filtered and decided by ``policy.bandit``.
+
+    The caller has already parsed ``text`` within the policy's bounds; a bandit crash on a
+    file is logged and gives no findings (the file's own parse finding already blocks).
+    """
+    settings = policy.bandit
+    if not settings.enabled:
+        return []
+    from bandit.core import metrics, node_visitor
+
+    runtime = _load_runtime()
+    data = text.encode("utf-8")
+    with _lock:  # bandit keeps per-run state on shared plugin objects
+        # bandit derives a module name by looking for __init__.py files along the path; a
+        # root that does not exist keeps it from touching the working directory.
+        visitor = node_visitor.BanditNodeVisitor(
+            f"/hubguard-snapshot/{path}", io.BytesIO(data), runtime.metaast, runtime.testset, False, {}, metrics.Metrics()
+        )
+        visitor.metrics.begin(path)
+        try:
+            visitor.process(data)
+        except (SyntaxError, RecursionError, ValueError) as error:
+            logger.warning("bandit could not scan %s: %s", path, error)
+            return []
+        issues = list(visitor.tester.results)
+
+    lines = text.splitlines()
+    min_severity = _LEVELS[settings.min_severity.upper()]
+    min_confidence = _LEVELS[settings.min_confidence.upper()]
+    findings = []
+    for issue in issues:
+        if _LEVELS.get(issue.severity, 0) < min_severity or _LEVELS.get(issue.confidence, 0) < min_confidence:
+            continue
+        rule = settings.decide(issue.test_id)
+        if rule is None or rule.verdict == "allow":
+            continue
+        severity = Severity[issue.severity] if issue.severity in _LEVELS and issue.severity != "UNDEFINED" else Severity.LOW
+        if rule.verdict == "deny":
+            severity = max(severity, Severity.HIGH)
+        line = issue.lineno or 0
+        findings.append(
+            Finding(
+                path=path,
+                line=line,
+                column=max(issue.col_offset, 0) + 1,
+                rule_id=issue.test_id,
+                severity=severity,
+                confidence=Confidence[issue.confidence] if issue.confidence in ("LOW", "MEDIUM", "HIGH") else Confidence.LOW,
+                cwe=issue.cwe.id or None,
+                message=f"{issue.text} (bandit {issue.test})",
+                snippet=lines[line - 1].strip()[:_SNIPPET_LIMIT] if 0 < line <= len(lines) else "",
+                policy_key=rule.key,
+                verdict=rule.verdict,  # type: ignore[arg-type]  # "allow" skipped above
+                source="bandit",
+            )
+        )
+    return findings
+
+
+__all__ = ["bandit_version", "run_bandit"]
