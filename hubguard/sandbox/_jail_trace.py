@@ -288,7 +288,10 @@ class Recorder:
 
     def _on_process(self, event: str, args: tuple[Any, ...], frame: FrameType | None) -> None:
         detail = " ".join(_text(value) for value in args[:2] if value is not None) or event
-        self.record(event, detail, refused_by=self._layer("seccomp"), frame=frame)
+        refused = self._layer("seccomp")
+        if refused is None and event not in {"os.fork", "os.forkpty"}:
+            refused = self._layer("landlock")  # the ruleset never grants the execute right
+        self.record(event, detail, refused_by=refused, frame=frame)
 
     def _on_signal(self, event: str, args: tuple[Any, ...], frame: FrameType | None) -> None:
         if event == "os.kill" and args and args[0] == self._own_pid:
