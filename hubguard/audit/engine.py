@@ -175,6 +175,13 @@ def _literal_keywords(call: ast.Call) -> dict[str, Any]:
     return values
 
 
+def _outcome(rule: Rule) -> str:
+    """Return how a message states a decision: denied, not on the allowlist, or needs review."""
+    if rule.key in {"modules.unknown", "modules.unknown_guarded", "builtins.unknown", "dunders.unknown"}:
+        return "is not on the allowlist" if rule.verdict == "deny" else "is not on the allowlist (warning)"
+    return "is denied" if rule.verdict == "deny" else "needs review"
+
+
 def _is_dunder(name: str) -> bool:
     return len(name) > 4 and name.startswith("__") and name.endswith("__")
 
@@ -473,18 +480,15 @@ class _Scanner(ast.NodeVisitor):
             self._bind(alias.asname or alias.name, _Binding(dotted, guarded))
 
     def _record_import(self, node: ast.stmt, dotted: str, placement: Placement, rule: Rule, *, report: bool = True) -> None:
+        if not report:
+            # Decided at each call from the literal keywords (calls.safe_keywords).
+            rule = Rule("per-call", f'calls.safe_keywords["{dotted}"]')  # type: ignore[arg-type]  # report-only verdict
         self.imports.append(
             ImportRecord(self.path, node.lineno, dotted, dotted.split(".")[0], placement, rule.verdict, rule.key)
         )
         if not report:
             return
-        if rule.key in {"modules.unknown", "modules.unknown_guarded"}:
-            message = f"import of '{dotted}' ({placement}) is not on the allowlist"
-        else:
-            message = f"import of '{dotted}' ({placement}) is refused by {rule.key}"
-            if rule.verdict == "warn":
-                message = f"import of '{dotted}' ({placement}) needs review ({rule.key})"
-        self.add(node, category_rule(dotted, "HG201"), rule, message)
+        self.add(node, category_rule(dotted, "HG201"), rule, f"import of '{dotted}' ({placement}) {_outcome(rule)}")
 
     # names, attributes, calls ---------------------------------------------------------------
 
@@ -508,17 +512,17 @@ class _Scanner(ast.NodeVisitor):
         name = node.id
         if _is_dunder(name) and name not in _BUILTINS_DECIDED_AS_BUILTINS:
             rule = self.policy.decide_dunder(name)
-            self.add(node, "HG206", rule, f"reference to '{name}' is refused by {rule.key}")
+            self.add(node, "HG206", rule, f"reference to '{name}' {_outcome(rule)}")
             return
         if name not in _BUILTIN_NAMES:
             return  # an undefined name fails at run time; nothing to decide
         rule = self.policy.decide_builtin(name)
-        self.add(node, "HG203", rule, f"builtin '{name}' is refused by {rule.key}", cwe=_BUILTIN_CWE.get(name))
+        self.add(node, "HG203", rule, f"builtin '{name}' {_outcome(rule)}", cwe=_BUILTIN_CWE.get(name))
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         rule = self.policy.decide_dunder(node.attr)
         if rule.key != "dunders":
-            self.add(node, "HG206", rule, f"attribute '{node.attr}' is refused by {rule.key}")
+            self.add(node, "HG206", rule, f"attribute '{node.attr}' {_outcome(rule)}")
         if id(node) not in self._chain_handled and isinstance(node.ctx, ast.Load):
             self._check_chain(node)
         self._mark_chain(node.value)
@@ -538,7 +542,6 @@ class _Scanner(ast.NodeVisitor):
         if resolved is None:
             return
         dotted, guarded = resolved
-        root = dotted.split(".")[0]
         rule = self.policy.decide_module(dotted, guarded=guarded)
         if rule.verdict == "allow":
             return
@@ -552,9 +555,7 @@ class _Scanner(ast.NodeVisitor):
             ) + ")"
         else:
             safe = ""
-        message = f"use of '{dotted}' is refused by {rule.key}" if rule.verdict == "deny" else f"use of '{dotted}' needs review ({rule.key})"
-        if rule.key in {"modules.unknown", "modules.unknown_guarded"}:
-            message = f"use of '{dotted}' is not on the allowlist (module '{root}')"
+        message = f"use of '{dotted}' {_outcome(rule)}"
         self.add(node, category_rule(dotted, "HG202"), rule, f"{message} {safe}".rstrip())
 
     def _base_target(self, node: ast.AST) -> str | None:
@@ -611,7 +612,7 @@ class _Scanner(ast.NodeVisitor):
     def _check_safe_call(self, node: ast.Call, dotted: str, guarded: bool) -> None:
         rule = self.policy.decide_module(dotted, guarded=guarded)
         required = ", ".join(f"{name}={value!r}" for name, value in self.policy.safe_keywords[dotted].items())
-        self.add(node, category_rule(dotted, "HG202"), rule, f"call of '{dotted}' without {required} is refused by {rule.key}")
+        self.add(node, category_rule(dotted, "HG202"), rule, f"call of '{dotted}' without {required} {_outcome(rule)}")
 
     def _check_builtin_call(self, node: ast.Call, name: str) -> None:
         if name in _DYNAMIC_ATTRIBUTE_BUILTINS and len(node.args) >= 2:
@@ -627,7 +628,7 @@ class _Scanner(ast.NodeVisitor):
             literal = attribute.value
             rule = self.policy.decide_dunder(literal)
             if rule.key != "dunders":
-                self.add(node, "HG206", rule, f"{name}(…, '{literal}') is refused by {rule.key}")
+                self.add(node, "HG206", rule, f"{name}(…, '{literal}') {_outcome(rule)}")
             target = self.resolve(node.args[0])
             if target is None:
                 return

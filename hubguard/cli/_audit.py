@@ -1,0 +1,80 @@
+"""``hubguard audit``: fetch a source at a pinned revision, audit it, and print the report.
+
+Exit codes: 0 allowed, 1 denied by the policy, 2 usage or policy-file error, 3 fetch or
+integrity failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hubguard.cli._errors import EXIT_DENIED, EXIT_OK
+
+logger = logging.getLogger(__name__)
+
+FORMAT_CHOICES = ("text", "json", "sarif", "markdown")
+SEVERITY_CHOICES = ("info", "low", "medium", "high", "critical")
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options ``audit`` and ``scan`` share: policy, format, output file, fail-on threshold."""
+    parser.add_argument("--policy", help="policy name (default, strict) or TOML file; default: default")
+    parser.add_argument("--format", choices=FORMAT_CHOICES, default="text", help="report format (default: text)")
+    parser.add_argument("--output", "-o", type=Path, help="write the report to this file instead of standard output")
+    parser.add_argument(
+        "--fail-on",
+        choices=SEVERITY_CHOICES,
+        help="also deny when a finding has this severity or higher (default: the policy's audit.fail_on)",
+    )
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "audit",
+        help="audit a model's remote code and weights without running them",
+        description=(
+            "Fetch SOURCE at a pinned revision, scan its code closure with hubguard's rules and "
+            "bandit, check its weight files, and print the report. Exit codes: 0 allowed, "
+            "1 denied by the policy, 2 usage or policy-file error, 3 fetch or integrity failure."
+        ),
+    )
+    parser.add_argument("source", help="Hub repo id (org/name), local folder, git+https:// / git+file:// URL, or a .py file")
+    parser.add_argument("--revision", help="full 40-character commit id to audit")
+    parser.add_argument("--lock", help="lock file that pins every byte (see hubguard lock)")
+    add_report_arguments(parser)
+    return parser
+
+
+def emit_report(report: Any, args: argparse.Namespace) -> int:
+    """Apply ``--fail-on``, write the report where ``--output`` says, and return the exit code."""
+    from hubguard.audit import render
+    from hubguard.audit.findings import Severity
+
+    if args.fail_on:
+        report = report.with_fail_on(Severity.parse(args.fail_on))
+    text = render(report, args.format)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        temporary = args.output.with_name(f".{args.output.name}.tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(args.output)
+        logger.info("wrote the %s report to %s", args.format, args.output)
+    else:
+        sys.stdout.write(text)
+    blocking = report.blocking_findings()
+    status = "FAIL" if blocking else "OK"
+    print(f"{status}: {report.source}: {report.verdict} ({len(blocking)} blocking of {len(report.findings)} findings)", file=sys.stderr)
+    return EXIT_DENIED if blocking else EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    from hubguard.audit import audit
+    from hubguard.audit.policy import load_policy
+
+    policy = load_policy(args.policy)
+    report = audit(args.source, revision=args.revision, policy=policy, lock=args.lock)
+    return emit_report(report, args)
