@@ -87,10 +87,13 @@ def _fetch(source: str, *, revision: str | None, lock: str | Path | None, policy
 
 
 def snapshot_of_paths(paths: Sequence[Path]) -> list[Snapshot]:
-    """Build one snapshot per local folder or ``.py`` file, covering every ``.py`` file in it.
+    """Build snapshots for local folders and ``.py`` files, covering every ``.py`` file named.
 
     Used by ``hubguard scan``: code under development is scanned whole, not only the
-    ``auto_map`` closure. Weight files of a folder are listed through the content cache.
+    ``auto_map`` closure. Each folder is one snapshot (weight files included); files are
+    grouped by their folder into one snapshot each, with their ``.py`` siblings as
+    contents so relative imports resolve, and only the named files and their closure
+    scanned.
 
     Raises:
         FetchError: a path does not exist or holds unsafe content.
@@ -99,25 +102,33 @@ def snapshot_of_paths(paths: Sequence[Path]) -> list[Snapshot]:
     from hubguard.loader.snapshot import PinnedRevision, SourceRef, build_snapshot
 
     snapshots = []
+    files_by_folder: dict[Path, list[Path]] = {}
     for path in paths:
         path = path.resolve()
         if path.is_file():
-            data = path.read_bytes()
-            commit = "sha256:" + hashlib.sha256(data).hexdigest()
-            snapshots.append(
-                build_snapshot(
-                    SourceRef("local", str(path)),
-                    PinnedRevision(None, commit),
-                    {path.name: data},
-                    code_entries=[path.name],
-                )
-            )
+            files_by_folder.setdefault(path.parent, []).append(path)
             continue
         snapshot = fetch(str(path), allow_floating=True, include_weights=True)
         every_module = tuple(sorted(name for name, entry in snapshot.files.items() if entry.kind == "code"))
         if set(every_module) != set(snapshot.code_paths):
             snapshot = replace(snapshot, code_paths=every_module)
         snapshots.append(snapshot)
+    for folder, files in sorted(files_by_folder.items()):
+        contents = {sibling.name: sibling.read_bytes() for sibling in sorted(folder.glob("*.py")) if sibling.is_file()}
+        for path in files:
+            contents[path.name] = path.read_bytes()
+        digest = hashlib.sha256()
+        for name, data in sorted(contents.items()):
+            digest.update(name.encode() + b"\0" + hashlib.sha256(data).hexdigest().encode() + b"\n")
+        location = str(files[0]) if len(files) == 1 else str(folder)
+        snapshots.append(
+            build_snapshot(
+                SourceRef("local", location),
+                PinnedRevision(None, "sha256:" + digest.hexdigest()),
+                contents,
+                code_entries=sorted({path.name for path in files}),
+            )
+        )
     return snapshots
 
 

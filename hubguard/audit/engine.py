@@ -626,6 +626,7 @@ class _Scanner(ast.NodeVisitor):
                 )
                 return
             literal = attribute.value
+            self._mark_chain(node.args[0])  # the object is the base of a resolved chain, not a value
             rule = self.policy.decide_dunder(literal)
             if rule.key != "dunders":
                 self.add(node, "HG206", rule, f"{name}(…, '{literal}') {_outcome(rule)}")
