@@ -1,7 +1,7 @@
 """Tests of the jailed trial load (Linux): each hostile payload is stopped by the operating system.
 
 Most tests import the repository plainly (``sandbox_guards=False``), so only the jail's
-own layers stand between the payload and the host; each payload, if it ran, would only
+own layers stand between the payload and the host. Each payload, if it ran, would only
 create a marker under the test's tmp folder, connect to a listening socket on
 127.0.0.1, or signal a ``sleep`` process the test started.
 """

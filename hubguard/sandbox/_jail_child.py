@@ -299,12 +299,12 @@ def _import_plain(snapshot_dir: Path, module_path: str) -> types.ModuleType:
     return importlib.import_module(f"{PLAIN_PACKAGE}.{dotted}")
 
 
-def _load_class(job: dict[str, Any], snapshot: Any, policy: Any) -> type:
+def _load_class(job: dict[str, Any], snapshot: Any, policy: Any, sandbox_events: list[dict[str, Any]]) -> type:
     module_path, class_name = job["module_path"], job["class_name"]
     if job["sandbox_guards"]:
         from hubguard.sandbox import import_snapshot
 
-        return import_snapshot(snapshot, policy).get_class(module_path, class_name)
+        return import_snapshot(snapshot, policy, report=sandbox_events).get_class(module_path, class_name)
     module = _import_plain(Path(job["snapshot_dir"]), module_path)
     return getattr(module, class_name)
 
@@ -357,10 +357,11 @@ def _run_job(job: dict[str, Any], snapshot: Any, policy: Any, recorder: Recorder
     from hubguard.errors import SandboxViolation
 
     outcome: dict[str, Any] = {"stages": [], "failure": None, "output": None}
+    sandbox_events: list[dict[str, Any]] = []
     stage = "import"
     model = None
     try:
-        model_class = _load_class(job, snapshot, policy)
+        model_class = _load_class(job, snapshot, policy, sandbox_events)
         outcome["stages"].append("import")
         if job["instantiate"]:
             stage = "instantiate"
@@ -378,13 +379,17 @@ def _run_job(job: dict[str, Any], snapshot: Any, policy: Any, recorder: Recorder
             outcome["stages"].append("forward")
     except SandboxViolation as error:
         outcome["failure"] = _failure(stage, error, recorder)
-        recorder.record_refusal(error, outcome["failure"])
+        recorder.record_refusal(error)
     except BaseException as error:  # noqa: BLE001  # the trial reports every failure of repository code
         outcome["failure"] = _failure(stage, error, recorder)
     # Finalizers of repository objects run here, while the trace is still recorded.
     model = None
     model_class = None
     gc.collect()
+    # Refusals the code caught (an ImportError fallback, for example) are only in the guards' report.
+    for event in list(sandbox_events):
+        if isinstance(event, dict):
+            recorder.record_sandbox_event(event)
     return outcome
 
 
@@ -392,6 +397,16 @@ def main() -> None:
     """Run one trial job and exit; see the module docstring for the steps."""
     job = _read_job()
     channel = _Channel(int(job["result_fd"]), str(job["nonce"]))
+    # Audit hooks run in the order they were added, and a hook that raises (the sandbox's
+    # own guard) keeps later ones from seeing the event, so the recorder goes in first.
+    recorder = Recorder(
+        work_dir=Path(job["work_dir"]),
+        installation_roots=_installation_roots(),
+        snapshot_roots=_snapshot_roots(job),
+        code_paths=job["snapshot"]["code_paths"],
+        max_events=int(job["max_events"]),
+    )
+    sys.addaudithook(recorder.hook)
     try:
         from hubguard.errors import HubguardError
 
@@ -410,18 +425,9 @@ def main() -> None:
         os._exit(0)
 
     channel.send("ready", {"layers": layers})
-    recorder = Recorder(
-        work_dir=Path(job["work_dir"]),
-        installation_roots=_installation_roots(),
-        snapshot_roots=_snapshot_roots(job),
-        code_paths=snapshot.code_paths,
-        layers=layers,
-        max_events=int(job["max_events"]),
-    )
-    sys.addaudithook(recorder.hook)
-    recorder.active = True
+    recorder.start(layers)
     outcome = _run_job(job, snapshot, policy, recorder)
-    recorder.active = False
+    recorder.stop()
     channel.send("report", {"outcome": outcome, **recorder.summary()})
     os._exit(0)
 

@@ -1,8 +1,8 @@
 """The behaviour trace of the jailed trial: a PEP 578 audit hook that records, never blocks.
 
-The jail's operating-system layers do the refusing; this hook only writes down what the
-code attempted and which layer refuses it by construction (for example, a file written
-outside the private temp folder is refused by Landlock). Reads of the trusted Python
+The jail's operating-system layers do the refusing. This hook only writes down what the
+code attempted and which layer's fixed rules refuse it: for example, Landlock refuses a
+file written outside the private temp folder. Reads of the trusted Python
 installation are counted, not listed, so the trace shows what the repository did rather
 than how torch imports itself. Identical events are kept once, and the trace stops
 growing at ``max_events``; the summary says how many were dropped.
@@ -100,14 +100,13 @@ def _is_write(mode: Any, flags: Any) -> bool:
 
 
 class Recorder:
-    """Collects trial events from the audit hook while ``active`` is true.
+    """Collects trial events from the audit hook between :meth:`start` and :meth:`stop`.
 
     Args:
         work_dir: the private temp folder the child may write.
         installation_roots: folders of trusted code; reads there are counted, not listed.
         snapshot_roots: the snapshot folder and the weight files; reads there are listed.
         code_paths: repository paths of the code closure, to recognise repository frames.
-        layers: the active jail layers, as the child sends them in its ``ready`` message.
         max_events: the cap on distinct events kept.
     """
 
@@ -118,7 +117,6 @@ class Recorder:
         installation_roots: Sequence[Path],
         snapshot_roots: Sequence[Path],
         code_paths: Sequence[str],
-        layers: dict[str, Any],
         max_events: int,
     ) -> None:
         self.active = False
@@ -128,7 +126,7 @@ class Recorder:
         self._installation_roots = [str(root) for root in installation_roots]
         self._allowed_reads = [str(root) for root in snapshot_roots] + [self._work_dir]
         self._code_paths = tuple(code_paths)
-        self._layers = layers
+        self._layers: dict[str, Any] = {}
         self._max_events = max_events
         self._events: list[dict[str, Any]] = []
         self._seen: set[tuple[Any, ...]] = set()
@@ -137,6 +135,15 @@ class Recorder:
         self._filenames: dict[str, str | None] = {}
         self._own_pid = os.getpid()
         self._hubguard_dir = str(Path(__file__).resolve().parents[1])
+
+    def start(self, layers: dict[str, Any]) -> None:
+        """Start recording; ``layers`` are the active jail layers, as sent in the ``ready`` message."""
+        self._layers = layers
+        self.active = True
+
+    def stop(self) -> None:
+        """Stop recording."""
+        self.active = False
 
     # --- locating repository code -------------------------------------------------------
 
@@ -179,7 +186,7 @@ class Recorder:
     # --- the hook -------------------------------------------------------------------------
 
     def hook(self, event: str, args: tuple[Any, ...]) -> None:
-        """Record ``event`` if it is one the trial traces; never raises."""
+        """Record ``event`` if it is one the trial traces; exceptions are counted as dropped events."""
         if not self.active or getattr(self._local, "busy", False):
             return
         handler = _HANDLERS.get(event)
@@ -214,12 +221,31 @@ class Recorder:
         if path is not None:
             self._add(kind, detail, None, path, line)
 
-    def record_refusal(self, error: BaseException, failure: dict[str, Any]) -> None:
-        """Record a refusal by hubguard's sandbox guards that ended the job."""
-        kind = "import:denied" if isinstance(error, ImportError) else "sandbox"
-        operation = getattr(error, "operation", None)
-        detail = f"{operation}: {getattr(error, 'message', error)}" if operation else _text(getattr(error, "message", error))
-        self._add(kind, _text(detail), "sandbox", failure["path"], failure["line"])
+    def record_refusal(self, error: BaseException) -> None:
+        """Record a ``SandboxViolation`` that ended the job."""
+        self.record_sandbox_event(
+            {
+                "operation": getattr(error, "operation", None),
+                "verdict": "deny",
+                "detail": getattr(error, "message", str(error)),
+                "path": getattr(error, "path", None),
+                "line": getattr(error, "line", None),
+            }
+        )
+
+    def record_sandbox_event(self, event: dict[str, Any]) -> None:
+        """Record one event of the sandbox guards' report: a refusal, or a use the policy warns about."""
+        operation = event.get("operation")
+        if event.get("verdict") != "deny":
+            kind = "sandbox:warn"
+        elif operation == "import":
+            kind = "import:denied"
+        else:
+            kind = "sandbox"
+        detail = _text(f"{operation}: {event.get('detail')}" if operation else event.get("detail"))
+        path = event.get("path") if isinstance(event.get("path"), str) else None
+        line = event.get("line") if isinstance(event.get("line"), int) else None
+        self._add(kind, detail, "sandbox" if kind != "sandbox:warn" else None, path, line)
 
     def summary(self) -> dict[str, Any]:
         """Return the events, the number dropped, and the number of unlisted trusted reads."""

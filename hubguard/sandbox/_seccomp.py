@@ -9,9 +9,9 @@ lets the Python code see ``PermissionError`` and the trial record what it attemp
 
 libseccomp is the system library (``libseccomp.so.2``, Debian package ``libseccomp2``);
 the constants below are those of its ``seccomp.h`` (version 2.5). Threads stay possible,
-because torch and Python create them with ``clone(CLONE_THREAD …)``; ``clone3`` fails with
-``ENOSYS`` (its flags sit in memory a filter cannot read), which makes glibc fall back to
-``clone``.
+because torch and Python create them with ``clone(CLONE_THREAD …)``. ``clone3`` fails with
+``ENOSYS``, because its flags sit in memory that a filter cannot read, and glibc then falls
+back to ``clone``.
 """
 
 from __future__ import annotations

@@ -9,9 +9,10 @@ repository code:
 
 - leaves the host network (a new, empty network namespace);
 - drops every capability and sets ``PR_SET_NO_NEW_PRIVS``;
-- applies Landlock: reads only under the Python installation, site-packages, hubguard,
-  the snapshot copy and the weight files; writes only in a private temp folder; no TCP
-  bind or connect (ABI 4); no signals or abstract UNIX sockets leaving the process (ABI 6);
+- applies Landlock, which allows reads only under the Python installation, site-packages,
+  hubguard, the snapshot copy and the weight files, and writes only in a private temp
+  folder. From ABI 4 on it also refuses TCP bind and connect, and from ABI 6 on signals
+  and abstract UNIX sockets that leave the process;
 - applies a seccomp filter that makes ``execve``, new processes, sockets, namespaces,
   mounts, ``ptrace``, BPF, ``io_uring``, kernel modules and similar calls fail with EPERM;
 - sets ``RLIMIT_CPU``, ``RLIMIT_AS``, ``RLIMIT_NOFILE`` and ``RLIMIT_FSIZE``.
@@ -106,7 +107,7 @@ class TrialEvent:
 
 @dataclass(frozen=True)
 class JailLayers:
-    """Which jail layers were active in the child (or, for a skipped trial, available)."""
+    """The jail layers that were active in the child, and the missing ones."""
 
     netns: bool = False
     landlock: bool = False
@@ -129,7 +130,7 @@ class JailLayers:
 
 @dataclass(frozen=True)
 class TrialResult:
-    """What the jailed trial saw and decided.
+    """The outcome of a jailed trial: verdict, reason, trace and active layers.
 
     ``verdict`` is ``pass`` (the load ran and nothing in ``deny_events`` happened),
     ``deny`` (the code attempted a denied operation), ``error`` (the load failed,
@@ -235,7 +236,7 @@ class TrialSettings:
 
 @dataclass(frozen=True)
 class JailSupport:
-    """What this system offers the jail, probed without applying anything.
+    """The jail layers this system offers, probed without applying anything.
 
     ``netns`` is a prediction (root, or unprivileged user namespaces enabled); the child
     reports whether the namespace was really created.
@@ -605,7 +606,7 @@ def _feed_and_wait(process: subprocess.Popen[bytes], job: bytes, wall_clock: flo
         process.stdin.write(job)
         process.stdin.close()
     except BrokenPipeError:
-        pass  # the child died early; its exit status tells why
+        pass  # the child died early, and its exit status gives the reason
     try:
         process.wait(timeout=wall_clock)
         return False
