@@ -258,7 +258,8 @@ class RewritingProxy:
 
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else None
-        headers = {k: v for k, v in handler.headers.items() if k.lower() not in {"host", "connection"}}
+        dropped = {"host", "connection", "accept-encoding"}
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in dropped}
         connection = http.client.HTTPConnection(self.upstream, timeout=30)
         connection.request(method, handler.path, body=body, headers=headers)
         response = connection.getresponse()
@@ -276,10 +277,10 @@ class RewritingProxy:
             data = json.dumps(document).encode()
         if commit and resolve:
             out_headers = [(k, commit if k.lower() == "x-repo-commit" else v) for k, v in out_headers]
-        if resolve and resolve.group(2) in self.replace_body and response.status == 200:
-            data = self.replace_body[resolve.group(2)] if method == "GET" else b""
-            if method == "GET":
-                out_headers = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in out_headers]
+        if resolve and resolve.group(2) in self.replace_body and response.status == 200 and method == "GET":
+            data = self.replace_body[resolve.group(2)]
+        if method != "HEAD":
+            out_headers = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in out_headers]
         handler.send_response(response.status)
         for key, value in out_headers:
             handler.send_header(key, value)

@@ -50,14 +50,14 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     try:
         import httpx2
 
-        return (OSError, httpx2.HTTPError)
+        return (ConnectionError, TimeoutError, httpx2.TransportError)
     except ImportError:  # older huggingface_hub releases use httpx or requests
         try:
             import httpx
 
-            return (OSError, httpx.HTTPError)
+            return (ConnectionError, TimeoutError, httpx.TransportError)
         except ImportError:
-            return (OSError,)
+            return (ConnectionError, TimeoutError)
 
 
 def hub_offline() -> bool:
@@ -220,10 +220,11 @@ class HubBackend(Backend):
         url = hf_hub_url(self.repo_id, repo_file.path, revision=pinned.commit, endpoint=self.endpoint)
         metadata = self._call(lambda: get_hf_file_metadata(url, token=self.token), revision=pinned.commit)
         reported = metadata.commit_hash
-        local_dir = None
         if reported != pinned.commit:
             self._mismatch(pinned.commit, reported, what=f"the download of {repo_file.path}")
-            local_dir = self._temporary_dir()
+            # hf_hub_download would follow the reported commit and file the bytes under its
+            # snapshot folder; request the pinned commit's URL itself, into a private folder.
+            return self._call(lambda: self._download_url(url, repo_file.path), revision=pinned.commit)
         downloaded = self._call(
             lambda: hf_hub_download(
                 self.repo_id,
@@ -231,12 +232,24 @@ class HubBackend(Backend):
                 revision=pinned.commit,
                 endpoint=self.endpoint,
                 token=self.token,
-                cache_dir=None if local_dir else self.cache_dir,
-                local_dir=local_dir,
+                cache_dir=self.cache_dir,
             ),
             revision=pinned.commit,
         )
         return Path(str(downloaded))
+
+    def _download_url(self, url: str, path: str) -> Path:
+        from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+        target = Path(self._temporary_dir()) / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        headers = build_hf_headers(token=self.token)
+        with get_session().stream("GET", url, headers=headers, follow_redirects=True) as response:
+            hf_raise_for_status(response)
+            with open(target, "wb") as handle:
+                for chunk in response.iter_bytes():
+                    handle.write(chunk)
+        return target
 
     def _mismatch(self, requested: str, reported: str | None, *, what: str) -> None:
         """Raise on a misreported commit, or only log it when a lock file checks every byte."""
@@ -283,6 +296,12 @@ class HubBackend(Backend):
                 f"could not reach {self.endpoint} for {self.repo_id}: {error}",
                 rule_id="HG100",
                 hint="check HF_ENDPOINT and that the server is running",
+            ) from error
+        except OSError as error:
+            raise FetchError(
+                f"download from {self.endpoint} for {self.repo_id} failed: {error}",
+                rule_id="HG100",
+                hint="fetch again; if it keeps failing, the server sends other bytes than it announces",
             ) from error
 
     def _raise_for_status(self, status: int | None, revision: str | None, error: Exception) -> NoReturn:

@@ -17,6 +17,7 @@ the sha256 of their own bytes and so are never half-written or mislabelled.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -258,10 +259,16 @@ class _VerifyingReader:
         if data is None:
             data = self.backend.read_small(repo_file, self.pinned, limits)
         check_size(path, len(data), weights=False, limits=limits)
+        self._check_lock(path, len(data), _sha256_bytes(data))
         _check_ids(repo_file, data, source=self.backend.source.display())
         self.contents[path] = data
         logger.debug("verified %s (%d bytes)", path, len(data))
         return data
+
+    def _check_lock(self, path: str, size: int, sha256: str) -> None:
+        """Check one file against the lock first, so a lock mismatch is reported as such."""
+        if self.request.lock_entry is not None:
+            check_against_lock(self.request.lock_entry, {path: (size, sha256)}, complete=False)
 
     def store_weights(self, repo_file: RepoFile) -> tuple[Path, int, str]:
         limits = self.request.limits
@@ -273,6 +280,7 @@ class _VerifyingReader:
         if stored is None:
             stored, git_blob = self.backend.store_large(repo_file, self.pinned, self.request.cache, limits)
         check_size(repo_file.path, stored.size, weights=True, limits=limits)
+        self._check_lock(repo_file.path, stored.size, stored.sha256)
         if repo_file.lfs_sha256 is not None:
             check_sha256(repo_file.path, stored.sha256, repo_file.lfs_sha256, what="the LFS pointer of the pinned commit")
         if repo_file.git_blob is not None and git_blob is not None and git_blob != repo_file.git_blob:
@@ -297,21 +305,16 @@ def _check_ids(repo_file: RepoFile, data: bytes, *, source: str) -> None:
     if repo_file.git_blob is not None:
         check_git_blob(repo_file.path, data, repo_file.git_blob, source=source)
     if repo_file.lfs_sha256 is not None:
-        import hashlib
+        check_sha256(repo_file.path, _sha256_bytes(data), repo_file.lfs_sha256, what="the LFS pointer of the pinned commit")
 
-        check_sha256(
-            repo_file.path,
-            hashlib.sha256(data).hexdigest(),
-            repo_file.lfs_sha256,
-            what="the LFS pointer of the pinned commit",
-        )
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _sha256(reader: _VerifyingReader, path: str) -> str:
-    import hashlib
-
     if path not in reader.hashes:
-        reader.hashes[path] = hashlib.sha256(reader.contents[path]).hexdigest()
+        reader.hashes[path] = _sha256_bytes(reader.contents[path])
     return reader.hashes[path]
 
 
