@@ -66,7 +66,7 @@ def export_code(config: PretrainedConfig, classes: list[type], folder: Path) -> 
 def _keeps_cross_repo_reference(config: PretrainedConfig, cls: type, auto_class: str) -> bool:
     """Tell whether ``auto_map`` already names ``cls`` in the repository its code was loaded from."""
     existing = (config.auto_map or {}).get(auto_class)
-    snapshot = getattr(cls, "__hubguard_snapshot__", None)
+    snapshot = vars(cls).get("__hubguard_snapshot__")
     if not isinstance(existing, str) or "--" not in existing or snapshot is None:
         return False
     repo, _, reference = existing.partition("--")
@@ -75,7 +75,7 @@ def _keeps_cross_repo_reference(config: PretrainedConfig, cls: type, auto_class:
 
 def _class_code(cls: type) -> tuple[str, dict[str, bytes]]:
     """Return the repository path of ``cls``'s module and the bytes of its code closure."""
-    snapshot = getattr(cls, "__hubguard_snapshot__", None)
+    snapshot = vars(cls).get("__hubguard_snapshot__")
     if snapshot is not None:
         module_path = cls.__hubguard_module_path__  # type: ignore[attr-defined]  # set by the sandbox
         paths = code_closure([module_path], snapshot.read_bytes, snapshot.has)

@@ -270,7 +270,7 @@ class _AutoModelClass:
         """
         local = cls._lookup(type(config))
         reference = _auto_map_entry(config.auto_map, cls.__name__)
-        snapshot = getattr(type(config), "__hubguard_snapshot__", None)
+        snapshot = vars(type(config)).get("__hubguard_snapshot__")
         remote_options = {
             "policy": policy,
             "lock": lock,
@@ -493,7 +493,7 @@ def _auto_map_entry(auto_map: Any, auto_class_name: str) -> str | None:
 
 def _record_code_revision(config: PretrainedConfig, loaded_class: type, reference: str | None) -> None:
     """Keep the commit of a cross-repository class's code, so a saved config pins it."""
-    snapshot = getattr(loaded_class, "__hubguard_snapshot__", None)
+    snapshot = vars(loaded_class).get("__hubguard_snapshot__")
     if reference is None or "--" not in reference or snapshot is None:
         return
     repo = reference.partition("--")[0]
