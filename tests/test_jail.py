@@ -480,3 +480,50 @@ def test_example_resnet_passes_trial():
     assert result.reason == "import, instantiation and forward pass ran in the jail (dict {logits: Tensor of shape (1, 10)})"
     assert [event.kind for event in result.events] == ["import"]
     assert result.events[0].detail == "hubguard_trial_repository.configuration_resnet"
+
+
+CATCHES_REFUSED_IMPORT = """\
+try:
+    import socket
+except ImportError:
+    socket = None
+
+
+class Net:
+    def __init__(self, width=4):
+        self.width = width
+"""
+
+
+@pytest.mark.slow
+def test_example_resnet_passes_sandboxed_trial():
+    from hubguard.audit.policy import load_policy
+
+    contents = {path.name: path.read_bytes() for path in EXAMPLE.glob("*.py")}
+    snapshot = build_snapshot(
+        SourceRef("local", str(EXAMPLE)), PinnedRevision(None, COMMIT), contents, code_entries=["modeling_resnet.py"]
+    )
+    result = run_trial(
+        snapshot,
+        load_policy("default"),
+        reference="modeling_resnet.ResnetModelForImageClassification",
+        config={"block_type": "basic", "layers": [1, 1, 1, 1], "num_classes": 10},
+        input_shape=(1, 3, 32, 32),
+    )
+    assert result.verdict == "pass"
+    assert result.policy == "default"
+    assert result.stages == ("import", "instantiate", "forward")
+    assert result.events == ()
+
+
+@pytest.mark.slow
+def test_import_refusal_caught_by_code_still_denies():
+    from hubguard.audit.policy import load_policy
+
+    result = run_trial(
+        make_snapshot(CATCHES_REFUSED_IMPORT), load_policy("default"), reference="modeling_x.Net", input_shape=None
+    )
+    assert result.verdict == "deny"
+    assert result.stages == ("import", "instantiate")
+    assert kinds(result) == [("import:denied", "sandbox", "modeling_x.py", 2)]
+    assert result.events[0].detail.startswith("import: import of 'socket' refused")

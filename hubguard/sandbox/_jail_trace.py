@@ -166,11 +166,12 @@ class Recorder:
         self._filenames[filename] = found
         return found
 
-    def _locate(self, frame: FrameType | None) -> tuple[str | None, int | None, bool]:
+    def _locate(self, frame: FrameType | None, *, through_hubguard: bool = True) -> tuple[str | None, int | None, bool]:
         """Return the innermost repository frame's path and line, and whether it made the call.
 
-        The call is direct when only import machinery and hubguard's own frames (the
-        sandbox's import guard, the model base classes) sit between it and the event.
+        The call is direct when only import machinery and, with ``through_hubguard``,
+        hubguard's own frames (the sandbox's import guard, the model base classes) sit
+        between it and the event.
         """
         direct = True
         while frame is not None:
@@ -178,7 +179,10 @@ class Recorder:
             path = self.repository_path(filename)
             if path is not None:
                 return path, frame.f_lineno, direct
-            if not (filename.startswith("<frozen importlib") or _is_under(filename, [self._hubguard_dir])):
+            transparent = filename.startswith("<frozen importlib") or (
+                through_hubguard and _is_under(filename, [self._hubguard_dir])
+            )
+            if not transparent:
                 direct = False
             frame = frame.f_back
         return None, None, False
@@ -351,7 +355,8 @@ class Recorder:
         self._add(event, _text(filename), None, path, line)
 
     def _on_introspection(self, event: str, args: tuple[Any, ...], frame: FrameType | None) -> None:
-        path, line, direct = self._locate(frame)
+        # The sandbox guards inspect frames themselves, so only calls made by repository code count.
+        path, line, direct = self._locate(frame, through_hubguard=False)
         if path is not None and direct:
             detail = " ".join(_text(value) for value in args[1:2]) or event
             self._add(event, detail, None, path, line)
