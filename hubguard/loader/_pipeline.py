@@ -180,9 +180,10 @@ def fetch_snapshot(source: SourceRef, request: FetchRequest) -> Snapshot:
             _check_lock_complete(lock_entry, received, request)
         if backend.content_addressed:
             pinned = _pin_content_id(backend, pinned, available, received, lock_entry, source)
-        contents = {path: reader.contents[path] for path in reader.contents}
+        contents = dict(reader.contents)
         if backend.cacheable:
-            _store(request.cache, key, listing, received, contents, known)
+            fresh = {path: data for path, data in contents.items() if path not in reader.from_cache}
+            _store(request.cache, key, listing, received, fresh, known)
         snapshot = build_snapshot(
             source,
             pinned,
@@ -246,6 +247,8 @@ class _VerifyingReader:
         self.request = request
         self.contents: dict[str, bytes] = {}
         self.hashes: dict[str, str] = {}
+        # Paths whose bytes came from the content cache, so need not be stored again.
+        self.from_cache: set[str] = set()
 
     def read(self, path: str) -> bytes:
         if path in self.contents:
@@ -256,6 +259,8 @@ class _VerifyingReader:
         data = None
         if path in self.known:
             data = self.request.cache.read_verified(self.known[path], repo_file.size)
+            if data is not None:
+                self.from_cache.add(path)
         if data is None:
             data = self.backend.read_small(repo_file, self.pinned, limits)
         check_size(path, len(data), weights=False, limits=limits)

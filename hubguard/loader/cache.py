@@ -74,18 +74,22 @@ class ContentCache:
         return None
 
     def put_bytes(self, data: bytes) -> StoredBlob:
-        """Store ``data`` under its sha256 and return the stored blob."""
+        """Store ``data`` under its sha256 and return the stored blob.
+
+        An existing blob of that name is replaced, because it may be the damaged copy
+        that made the caller fetch the bytes again.
+        """
         sha256 = hashlib.sha256(data).hexdigest()
-        existing = self.find_blob(sha256, len(data))
-        if existing is not None:
-            return existing
         with self._temporary_file() as (handle, temporary):
             handle.write(data)
             handle.flush()
             return self._install(temporary, sha256, len(data))
 
     def put_stream(self, reader: IO[bytes]) -> StoredBlob:
-        """Copy a binary stream into the cache while hashing it, and return the stored blob."""
+        """Copy a binary stream into the cache while hashing it, and return the stored blob.
+
+        An existing blob of that name is replaced, as in :meth:`put_bytes`.
+        """
         digest = hashlib.sha256()
         size = 0
         with self._temporary_file() as (handle, temporary):
@@ -94,12 +98,7 @@ class ContentCache:
                 handle.write(chunk)
                 size += len(chunk)
             handle.flush()
-            sha256 = digest.hexdigest()
-            existing = self.find_blob(sha256, size)
-            if existing is not None:
-                temporary.unlink()
-                return existing
-            return self._install(temporary, sha256, size)
+            return self._install(temporary, digest.hexdigest(), size)
 
     def read_verified(self, sha256: str, size: int) -> bytes | None:
         """Return a cached blob's bytes after re-hashing them, or ``None`` if absent or damaged."""
