@@ -4,7 +4,7 @@ Public entry points:
 
 * :func:`fetch` turns a source (Hub repo id, local folder, ``git+https://`` or
   ``git+file://`` URL) and a revision into a verified, immutable :class:`Snapshot`;
-* :func:`resolve_class_reference` finds the snapshot that holds the code of an
+* :func:`resolve_class_reference` finds the snapshot that contains the code of an
   ``auto_map`` entry, fetching a second repository (``org/other--module.Class``) or the
   same repository at another commit (``code_revision``);
 * :func:`lock` records every file's path, size and sha256 in a :class:`LockFile`.
@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 class ClassReference:
     """Where the code of one ``auto_map`` entry lives.
 
-    ``snapshot`` holds the code (the referencing snapshot itself, the same repository at
+    ``snapshot`` contains the code (the referencing snapshot itself, the same repository at
     ``code_revision``, or a second repository); ``module_path`` is the module's repository
     path (``modeling_x.py``) and ``class_name`` the class to take from it.
     """

@@ -1,6 +1,6 @@
 """Hub source: a repo id fetched through ``huggingface_hub`` from ``$HF_ENDPOINT``.
 
-What the server says is checked, not trusted:
+What the server reports is checked, not trusted:
 
 * ``/api/models/<repo>/revision/<commit>`` must report the pinned commit;
 * every file's ``X-Repo-Commit`` header must be the pinned commit, checked with a
@@ -311,8 +311,8 @@ class HubBackend(Backend):
                 rule_id="HG100",
                 hint="pass token= (CLI: HF_TOKEN) for private or gated repositories",
             ) from error
-        # A mirror may answer a missing repository with 404 and an unknown commit with 404
-        # or 500; asking for the default branch tells the two apart.
+        # A mirror may return 404 for a missing repository, and 404 or 500 for an unknown commit,
+        # so a request for the default branch tells the two apart.
         if self._repository_exists():
             self._raise_revision_not_found(revision, error)
         self._raise_repository_not_found(error)
@@ -320,7 +320,7 @@ class HubBackend(Backend):
     def _repository_exists(self) -> bool:
         from huggingface_hub import errors as hf_errors
 
-        # Some servers drop the kept-alive connection after an error answer, so one
+        # Some servers drop the kept-alive connection after an error response, so one
         # transport failure is retried on a fresh request.
         for attempt in range(2):
             try:
