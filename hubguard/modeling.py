@@ -73,7 +73,7 @@ class PreTrainedModel(torch.nn.Module):
     def __init__(self, config: PretrainedConfig, *args: Any, **kwargs: Any) -> None:
         super().__init__()
         expected = type(self).config_class or PretrainedConfig
-        if not isinstance(config, expected):
+        if not isinstance(config, expected) and not _same_config_class(type(config), expected):
             wanted, given = expected.__name__, type(config).__name__
             if wanted == given:
                 wanted, given = _qualified(expected), _qualified(type(config))
@@ -294,6 +294,22 @@ def _skip_init() -> Iterator[None]:
     finally:
         for name, function in saved.items():
             setattr(torch.nn.init, name, function)
+
+
+def _same_config_class(given: type, expected: type) -> bool:
+    """Tell whether ``given`` is another import of the class ``expected`` (same name and model_type).
+
+    Loaders that import a repository's modules once per module (transformers' dynamic
+    modules, for one) give the config and the model separate copies of the config class.
+    """
+    return (
+        isinstance(given, type)
+        and issubclass(given, PretrainedConfig)
+        and given.__qualname__ == expected.__qualname__
+        and given.__module__.rpartition(".")[2] == expected.__module__.rpartition(".")[2]
+        and bool(given.model_type)
+        and given.model_type == getattr(expected, "model_type", None)
+    )
 
 
 def _qualified(cls: type) -> str:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -147,3 +151,86 @@ def test_example_code_passes_strict_allowlist(name):
             assert isinstance(node.value, ast.Constant), ast.dump(node)
         else:
             assert isinstance(node, (ast.Assign, ast.ClassDef, ast.FunctionDef)), ast.dump(node)
+
+
+# Run by a separate interpreter with transformers on its path: load the hubguard-saved
+# folder as a transformers remote-code repository, then save a config written by a
+# transformers config class for hubguard to read.
+TRANSFORMERS_SCRIPT = '''
+import sys
+import torch
+import transformers
+from transformers import AutoConfig, AutoModelForImageClassification, PretrainedConfig
+
+folder, expected_path, written = sys.argv[1:4]
+config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+model = AutoModelForImageClassification.from_pretrained(folder, trust_remote_code=True).eval()
+logits = model(torch.ones(1, 3, 32, 32))["logits"]
+print("logits equal:", torch.equal(logits, torch.load(expected_path)))
+print("config:", type(config).__name__, config.model_type, config.layers)
+
+
+class TransformersResnetConfig(PretrainedConfig):
+    model_type = "custom-resnet"
+
+    def __init__(self, block_type="basic", layers=(1, 1, 1, 1), stem_type="deep", **kwargs):
+        self.block_type = block_type
+        self.layers = list(layers)
+        self.stem_type = stem_type
+        super().__init__(**kwargs)
+
+
+TransformersResnetConfig(architectures=["ResnetModel"], num_classes=7).save_pretrained(written)
+print("transformers", transformers.__version__)
+'''
+
+
+@pytest.fixture(scope="session")
+def transformers_path(tmp_path_factory) -> Path:
+    """Install transformers into a throwaway folder (never into the project's environment)."""
+    target = tmp_path_factory.mktemp("transformers-site")
+    completed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", str(target), "transformers"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if completed.returncode != 0:
+        pytest.skip(f"transformers could not be installed into a throwaway folder: {completed.stderr.strip()[-300:]}")
+    return target
+
+
+@pytest.mark.slow
+def test_transformers_interoperability(example, tmp_path, transformers_path):
+    """transformers loads a hubguard-saved folder as remote code, and hubguard reads a transformers config."""
+    torch.manual_seed(0)
+    model = example.ResnetModelForImageClassification(example.tiny_config()).eval()
+    model.save_pretrained(tmp_path / "saved")
+    with torch.no_grad():
+        torch.save(model(torch.ones(1, 3, 32, 32))["logits"], tmp_path / "expected.pt")
+
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(transformers_path),
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", TRANSFORMERS_SCRIPT, str(tmp_path / "saved"), str(tmp_path / "expected.pt"), str(tmp_path / "written")],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    lines = completed.stdout.splitlines()
+    assert "logits equal: True" in lines
+    assert "config: ResnetConfig custom-resnet [1, 1, 1, 1]" in lines
+
+    written = json.loads((tmp_path / "written" / "config.json").read_text())
+    assert "transformers_version" in written
+    config = example.ResnetConfig.from_pretrained(tmp_path / "written")
+    assert config.architectures == ["ResnetModel"]
+    assert config.num_classes == 7
+    assert config.stem_type == "deep"
+    assert config.transformers_version == written["transformers_version"]
