@@ -527,3 +527,28 @@ def test_import_refusal_caught_by_code_still_denies():
     assert result.stages == ("import", "instantiate")
     assert kinds(result) == [("import:denied", "sandbox", "modeling_x.py", 2)]
     assert result.events[0].detail.startswith("import: import of 'socket' refused")
+
+
+PIVOTS_THROUGH_TORCH_SAVE = """\
+import torch
+torch.save(torch.zeros(1), {marker!r})
+
+
+class Net:
+    pass
+"""
+
+
+@pytest.mark.slow
+def test_sandbox_refusal_ending_job_denies(tmp_path):
+    from hubguard.audit.policy import load_policy
+
+    marker = tmp_path / "marker"
+    snapshot = make_snapshot(PIVOTS_THROUGH_TORCH_SAVE.format(marker=str(marker)))
+    result = run_trial(snapshot, load_policy("default"), reference="modeling_x.Net", input_shape=None)
+    assert not marker.exists()
+    assert result.verdict == "deny"
+    assert result.stages == ()
+    assert result.reason.startswith("the import stage was stopped by the sandbox guards: ")
+    assert kinds(result) == [("sandbox", "sandbox", "modeling_x.py", 2)]
+    assert "torch.save is refused" in result.events[0].detail

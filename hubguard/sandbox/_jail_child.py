@@ -358,6 +358,7 @@ def _run_job(job: dict[str, Any], snapshot: Any, policy: Any, recorder: Recorder
 
     outcome: dict[str, Any] = {"stages": [], "failure": None, "output": None}
     sandbox_events: list[dict[str, Any]] = []
+    refusal: SandboxViolation | None = None
     stage = "import"
     model = None
     try:
@@ -379,7 +380,8 @@ def _run_job(job: dict[str, Any], snapshot: Any, policy: Any, recorder: Recorder
             outcome["stages"].append("forward")
     except SandboxViolation as error:
         outcome["failure"] = _failure(stage, error, recorder)
-        recorder.record_refusal(error)
+        outcome["failure"]["sandbox_refusal"] = True
+        refusal = error
     except BaseException as error:  # noqa: BLE001  # the trial reports every failure of repository code
         outcome["failure"] = _failure(stage, error, recorder)
     # Finalizers of repository objects run here, while the trace is still recorded.
@@ -387,9 +389,11 @@ def _run_job(job: dict[str, Any], snapshot: Any, policy: Any, recorder: Recorder
     model_class = None
     gc.collect()
     # Refusals the code caught (an ImportError fallback, for example) are only in the guards' report.
-    for event in list(sandbox_events):
-        if isinstance(event, dict):
-            recorder.record_sandbox_event(event)
+    reported = [event for event in list(sandbox_events) if isinstance(event, dict)]
+    for event in reported:
+        recorder.record_sandbox_event(event)
+    if refusal is not None and not any(event.get("verdict") == "deny" for event in reported):
+        recorder.record_refusal(refusal)
     return outcome
 
 

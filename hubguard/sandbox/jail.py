@@ -600,23 +600,28 @@ def _run_child(
 
 
 def _feed_and_wait(process: subprocess.Popen[bytes], job: bytes, wall_clock: float) -> bool:
-    """Send the job, wait for the child, kill its process group at the deadline; return whether it timed out."""
+    """Send the job, wait for the child, and kill its process group; return whether it timed out.
+
+    The group is killed after a normal exit too, in case a layer that refuses ``fork``
+    was missing and the code left a process behind.
+    """
     try:
-        assert process.stdin is not None  # noqa: S101  # Popen was given stdin=PIPE
-        process.stdin.write(job)
-        process.stdin.close()
+        if process.stdin is not None:
+            process.stdin.write(job)
+            process.stdin.close()
     except BrokenPipeError:
         pass  # the child died early, and its exit status gives the reason
     try:
         process.wait(timeout=wall_clock)
-        return False
+        timed_out = False
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
-        return True
+        timed_out = True
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+    return timed_out
 
 
 # --- the verdict ----------------------------------------------------------------------------
@@ -753,6 +758,10 @@ def _decide(
     if isinstance(failure, dict):
         location = f"{failure.get('path')}:{failure.get('line')}: " if failure.get("path") else ""
         kind = str(failure.get("type"))
+        if failure.get("sandbox_refusal") is True:
+            # The load in the caller's process would stop at the same refusal.
+            reason = f"the {failure.get('stage')} stage was stopped by the sandbox guards: {failure.get('message')}"
+            return result("deny", reason, events=events, stages=stages, dropped_events=dropped)
         if kind == "MemoryError":
             reason = f"{location}the {failure.get('stage')} stage ran out of memory (limit: {settings.memory_mb} MB on top of the preloaded libraries)"
         else:
