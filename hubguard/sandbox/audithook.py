@@ -1,0 +1,249 @@
+"""A PEP 578 audit hook that refuses dangerous operations while sandboxed code is running.
+
+The guards see what sandboxed code does in Python; the audit hook sees what the
+interpreter does on its behalf, including inside allowed libraries: a ``numpy.save`` or
+``torch.save`` that writes a file, a socket that an HTTP client opens, a process that a
+helper starts. The hook acts only while a sandboxed frame is on the current thread's
+stack (or a torch ``Module.__call__`` of a sandboxed model, so forward hooks count):
+
+* always refused then: file writes and other file-system changes, sockets and other
+  network clients, processes (``subprocess``, ``os.system``, the exec and spawn families,
+  ``fork``), ``ctypes``, environment changes, new audit or trace hooks, ``pickle`` and
+  ``marshal`` loads;
+* refused by path: reads and directory listings outside the Python installation, the
+  hubguard package and the snapshot's weight files;
+* refused by origin: compiling or executing new code, building code or function objects,
+  frame attributes and imports, when sandboxed code (not a library) caused the event.
+  Libraries keep their lazy imports and code generation (``dataclasses``,
+  ``collections.namedtuple``), since they run only the library's own templates.
+
+Audit hooks cannot be removed, so the hook stays installed for the life of the process;
+before the first sandboxed load and outside sandboxed code it returns after one lookup.
+What it cannot see: native code that an allowed library runs without raising an audit
+event (torch operators, a C extension's own file or network calls), and callbacks that a
+library stores and calls later when no sandboxed frame is on the stack.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+import sysconfig
+import threading
+import types
+from typing import Any
+
+from hubguard.errors import SandboxImportViolation, SandboxViolation
+from hubguard.sandbox.guards import _CREATED_CLASSES, CONTEXT_KEY
+
+_state = threading.local()
+_installed = False
+_active = False
+_allowed_files: set[str] = set()
+_read_roots: tuple[str, ...] = ()
+_call_impl_codes: frozenset[types.CodeType] = frozenset()
+
+# Event -> (rule id, operation): refused whenever sandboxed code is on the stack.
+_REFUSED_EVENTS: dict[str, tuple[str, str]] = {
+    "subprocess.Popen": ("HG310", "process"), "os.system": ("HG310", "process"), "os.exec": ("HG310", "process"),
+    "os.posix_spawn": ("HG310", "process"), "os.spawn": ("HG310", "process"), "os.fork": ("HG310", "process"),
+    "os.forkpty": ("HG310", "process"), "pty.spawn": ("HG310", "process"), "os.startfile": ("HG310", "process"),
+    "os.kill": ("HG310", "process"), "os.killpg": ("HG310", "process"), "builtins.input": ("HG310", "terminal input"),
+    "builtins.breakpoint": ("HG310", "debugger"),
+    "os.remove": ("HG307", "file write"), "os.rename": ("HG307", "file write"), "os.rmdir": ("HG307", "file write"),
+    "os.mkdir": ("HG307", "file write"), "os.chmod": ("HG307", "file write"), "os.chown": ("HG307", "file write"),
+    "os.link": ("HG307", "file write"), "os.symlink": ("HG307", "file write"), "os.truncate": ("HG307", "file write"),
+    "os.utime": ("HG307", "file write"), "os.chflags": ("HG307", "file write"), "os.lchflags": ("HG307", "file write"),
+    "os.lchmod": ("HG307", "file write"), "os.lchown": ("HG307", "file write"), "os.chdir": ("HG307", "file write"),
+    "os.putenv": ("HG307", "environment change"), "os.unsetenv": ("HG307", "environment change"),
+    "tempfile.mkstemp": ("HG307", "file write"), "tempfile.mkdtemp": ("HG307", "file write"),
+    "urllib.Request": ("HG309", "network"), "http.client.connect": ("HG309", "network"),
+    "http.client.send": ("HG309", "network"), "webbrowser.open": ("HG310", "process"),
+    "sys.addaudithook": ("HG315", "process hook"), "sys.settrace": ("HG315", "process hook"),
+    "sys.setprofile": ("HG315", "process hook"), "sys._current_frames": ("HG315", "frame access"),
+    "cpython._PySys_ClearAuditHooks": ("HG315", "process hook"),
+    "pickle.find_class": ("HG314", "deserialization"),
+    "mmap.__new__": ("HG311", "native memory"), "resource.setrlimit": ("HG311", "process limits"),
+}
+_REFUSED_PREFIXES: tuple[tuple[str, str, str], ...] = (
+    ("socket.", "HG309", "network"), ("ctypes.", "HG311", "native code"), ("shutil.", "HG307", "file write"),
+    ("ftplib.", "HG309", "network"), ("smtplib.", "HG309", "network"), ("poplib.", "HG309", "network"),
+    ("imaplib.", "HG309", "network"), ("nntplib.", "HG309", "network"), ("telnetlib.", "HG309", "network"),
+    ("sqlite3.", "HG307", "file write"), ("os.exec", "HG310", "process"), ("os.spawn", "HG310", "process"),
+)
+# Events decided by what caused them.
+_ORIGIN_EVENTS = frozenset({"compile", "exec", "marshal.loads", "marshal.load", "import", "code.__new__", "function.__new__", "object.__getattr__", "object.__setattr__", "object.__delattr__"})
+_PATH_EVENTS = frozenset({"open", "os.listdir", "os.scandir", "glob.glob", "os.walk"})
+
+# Libraries whose code generation runs only their own templates.
+_CODEGEN_MODULES = frozenset({"dataclasses", "collections", "enum", "functools", "abc"})
+_OPEN_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+def install() -> None:
+    """Install the hook once per process (audit hooks cannot be removed)."""
+    global _installed, _read_roots
+    if _installed:
+        return
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    roots.update(path for path in sysconfig.get_paths().values() if path)
+    roots.update(site.getsitepackages())
+    user_site = site.getusersitepackages()
+    if isinstance(user_site, str):
+        roots.add(user_site)
+    roots.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    _read_roots = tuple(sorted(os.path.realpath(root) + os.sep for root in roots if root))
+    sys.addaudithook(_hook)
+    _installed = True
+
+
+def track(context: Any) -> None:
+    """Start acting for a new load and allow reads of its snapshot's weight files."""
+    global _active, _call_impl_codes
+    for path in context.snapshot.blob_paths.values():
+        _allowed_files.add(os.path.realpath(path))
+    torch = sys.modules.get("torch")
+    if torch is not None and not _call_impl_codes:
+        codes = set()
+        for name in ("_call_impl", "_wrapped_call_impl"):
+            function = getattr(torch.nn.Module, name, None)
+            if function is not None:
+                codes.add(function.__code__)
+        _call_impl_codes = frozenset(codes)
+    _active = True
+
+
+def _hook(event: str, args: tuple[Any, ...]) -> None:
+    if not _active:
+        return
+    refused = _REFUSED_EVENTS.get(event)
+    if refused is None and event not in _ORIGIN_EVENTS and event not in _PATH_EVENTS:
+        for prefix, rule_id, operation in _REFUSED_PREFIXES:
+            if event.startswith(prefix):
+                refused = (rule_id, operation)
+                break
+        else:
+            return
+    if getattr(_state, "busy", False):
+        return
+    _state.busy = True
+    try:
+        _decide(event, args, refused)
+    finally:
+        _state.busy = False
+
+
+def _sandbox_context(frame: types.FrameType | None) -> Any:
+    """Return the context of the innermost sandboxed frame (or sandboxed model call) on the stack."""
+    while frame is not None:
+        context = frame.f_globals.get(CONTEXT_KEY)
+        if context is not None:
+            return context
+        if frame.f_code in _call_impl_codes:
+            owner = frame.f_locals.get("self")
+            context = _CREATED_CLASSES.get(type(owner))
+            if context is not None:
+                return context
+        frame = frame.f_back
+    return None
+
+
+def _origin(frame: types.FrameType | None) -> tuple[str, bool]:
+    """Classify what caused an event, and tell whether a module import is in progress.
+
+    The first item names the innermost frame that is not import machinery: ``sandbox``,
+    ``hubguard`` or the module's name. The second is true when import machinery runs
+    between that frame and the innermost sandboxed frame: then a library is being
+    imported (after the import guard allowed it) and its module code is the library's own.
+    """
+    origin: str | None = None
+    through_import = False
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        name = name if isinstance(name, str) else ""
+        if frame.f_code.co_filename.startswith("<frozen importlib") or name.startswith("importlib"):
+            through_import = True
+        elif frame.f_globals.get(CONTEXT_KEY) is not None:
+            return (origin or "sandbox"), through_import
+        elif origin is None:
+            origin = "hubguard" if name == "hubguard" or name.startswith("hubguard.") else name
+        frame = frame.f_back
+    return origin or "", through_import
+
+
+def _decide(event: str, args: tuple[Any, ...], refused: tuple[str, str] | None) -> None:
+    try:
+        caller = sys._getframe(2)
+    except ValueError:  # the event came from C with no Python frame on the stack
+        return
+    context = _sandbox_context(caller)
+    if context is None:
+        return
+    origin, through_import = _origin(caller)
+    if through_import:
+        # An allowed library's module code runs at its import (after the import guard
+        # decided); loading native libraries or .pyc files there is the library's own.
+        return
+    if refused is not None:
+        raise _refuse(context, refused[0], refused[1], f"{event} refused while sandboxed code runs", event)
+    if event in _PATH_EVENTS:
+        _decide_path(context, event, args)
+        return
+    if event in ("compile", "exec", "marshal.loads", "marshal.load"):
+        if origin == "hubguard" or origin.split(".")[0] in _CODEGEN_MODULES:
+            return
+        raise _refuse(context, "HG312", "code generation", f"{event} of new code refused (caused by {origin or 'unknown code'})", event)
+    if origin != "sandbox":
+        if event in ("object.__setattr__", "object.__delattr__") and origin.split(".")[0] in ("functools", "dataclasses", "copy", "operator"):
+            _decide_type_write(context, event, args)
+        return
+    if event == "import":
+        raise _refuse(context, "HG301", "import", f"import of {args[0]!r} outside the import guard refused", event, SandboxImportViolation)
+    if event in ("object.__setattr__", "object.__delattr__"):
+        _decide_type_write(context, event, args)
+        return
+    raise _refuse(context, "HG312", "interpreter internals", f"{event} {args[1] if len(args) > 1 else ''} refused", event)
+
+
+def _decide_type_write(context: Any, event: str, args: tuple[Any, ...]) -> None:
+    target = args[0]
+    if isinstance(target, type) and _CREATED_CLASSES.get(target) is context:
+        return
+    raise _refuse(context, "HG304", "attribute write", f"{event} on {target!r}, which the sandbox did not create, refused", event)
+
+
+def _decide_path(context: Any, event: str, args: tuple[Any, ...]) -> None:
+    path = args[0] if args else None
+    if event == "open":
+        mode = args[1] if len(args) > 1 else "r"
+        flags = args[2] if len(args) > 2 else 0
+        writing = (isinstance(mode, str) and any(char in mode for char in "wax+")) or bool((flags or 0) & _OPEN_WRITE_FLAGS)
+        if writing:
+            raise _refuse(context, "HG307", "file write", f"opening {path!r} for writing refused", event)
+    if path is None or isinstance(path, int):
+        return
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    full = os.path.realpath(os.fspath(path))
+    if full in _allowed_files or any((full + os.sep).startswith(root) for root in _read_roots):
+        return
+    raise _refuse(context, "HG308", "file read", f"reading {full!r}, outside the snapshot and the Python installation, refused", event)
+
+
+def _refuse(
+    context: Any,
+    rule_id: str,
+    operation: str,
+    message: str,
+    event: str,
+    error_class: type[SandboxViolation] = SandboxViolation,
+) -> SandboxViolation:
+    return context.guards.violation(
+        rule_id, operation, message, policy_rule=f'sandbox.audit_hook["{event}"]',
+        hint="model code may not do this; if a library needs it, load the model outside the sandbox after review",
+        error_class=error_class,
+    )
+
+
+__all__ = ["install", "track"]

@@ -1,0 +1,1 @@
+"""Hostile remote-code repositories for the sandbox tests, kept as data (see ``cases.py``)."""

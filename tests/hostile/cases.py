@@ -1,0 +1,351 @@
+"""Hostile repositories: each payload would create ``@MARKER@`` or connect to 127.0.0.1:``@PORT@``.
+
+A case is a small repository (``files``) whose ``modeling_x.py`` is the entry module.
+``trigger`` says when the payload runs:
+
+* ``import``: at module import;
+* ``init``: when ``Model()`` is built;
+* ``forward``: when ``Model().forward()`` is called;
+* ``del``: when a ``Model`` instance is garbage collected (``__del__``);
+* ``call``: when the module function ``run()`` is called.
+
+``match`` is a regular expression the ``SandboxViolation`` message must match and
+``rule_id`` its rule. The test replaces ``@MARKER@`` and ``@PORT@`` before building the
+snapshot. The static audit is not involved: these test the sandbox alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class HostileCase:
+    """One hostile repository and the refusal the sandbox must raise for it."""
+
+    name: str
+    source: str
+    trigger: str
+    rule_id: str
+    match: str
+    extra_files: dict[str, str] = field(default_factory=dict)
+
+
+def _case(name: str, source: str, trigger: str, rule_id: str, match: str, **extra: str) -> HostileCase:
+    files = {f"{key}.py": value for key, value in extra.items()}
+    return HostileCase(name=name, source=source, trigger=trigger, rule_id=rule_id, match=match, extra_files=files)
+
+
+CASES: list[HostileCase] = [
+    # --- direct calls -------------------------------------------------------------------
+    _case(
+        "open_for_writing_at_import",
+        'open("@MARKER@", "w").write("pwned")\n',
+        "import", "HG305", r"builtin open\(\) is withheld",
+    ),
+    _case(
+        "os_system_at_import",
+        'import os\nos.system("touch @MARKER@")\n',
+        "import", "HG303", r"os\.system is refused",
+    ),
+    _case(
+        "from_os_import_system",
+        'from os import system\nsystem("touch @MARKER@")\n',
+        "import", "HG301", r"import of 'os\.system' refused",
+    ),
+    _case(
+        "subprocess_import",
+        'import subprocess\nsubprocess.run(["touch", "@MARKER@"])\n',
+        "import", "HG301", r"import of 'subprocess' refused",
+    ),
+    _case(
+        "socket_connect",
+        'import socket\nsocket.create_connection(("127.0.0.1", @PORT@))\n',
+        "import", "HG301", r"import of 'socket' refused",
+    ),
+    _case(
+        "urllib_request",
+        'import urllib.request\nurllib.request.urlopen("http://127.0.0.1:@PORT@/")\n',
+        "import", "HG301", r"import of 'urllib\.request' refused",
+    ),
+    _case(
+        "ctypes_libc_system",
+        'import ctypes\nctypes.CDLL(None).system(b"touch @MARKER@")\n',
+        "import", "HG301", r"import of 'ctypes' refused",
+    ),
+    _case(
+        "sys_modules_lookup",
+        'import sys\nsys.modules["os"].system("touch @MARKER@")\n',
+        "import", "HG303", r"sys\.modules is refused",
+    ),
+    # --- obfuscation ------------------------------------------------------------------------
+    _case(
+        "getattr_built_name",
+        'import os\ngetattr(os, "sys" + "tem")("touch @MARKER@")\n',
+        "import", "HG303", r"os\.system is refused",
+    ),
+    _case(
+        "getattr_chr_name",
+        'import os\nname = "".join(chr(c) for c in [115, 121, 115, 116, 101, 109])\ngetattr(os, name)("touch @MARKER@")\n',
+        "import", "HG303", r"os\.system is refused",
+    ),
+    _case(
+        "exec_decoded_blob",
+        'import base64\nexec(base64.b64decode("b3BlbignQE1BUktFUkAnLCAndycp").decode())\n',
+        "import", "HG306", r"Exec calls are not allowed",
+    ),
+    _case(
+        "eval_through_alias",
+        'run_code = eval\nrun_code("1")\n',
+        "import", "HG305", r"builtin eval\(\) is withheld",
+    ),
+    _case(
+        "compile_builtin",
+        'code = compile("open(\'@MARKER@\', \'w\')", "x", "exec")\n',
+        "import", "HG305", r"builtin compile\(\) is withheld",
+    ),
+    _case(
+        "dunder_import_computed",
+        '__import__("o" + "s").system("touch @MARKER@")\n',
+        "import", "HG306", r'special name "__import__"',
+    ),
+    _case(
+        "importlib_computed_name",
+        'import importlib\nimportlib.import_module("o" + "s").system("touch @MARKER@")\n',
+        "import", "HG301", r"import of 'importlib' refused",
+    ),
+    _case(
+        "builtins_module",
+        'import builtins\nbuiltins.open("@MARKER@", "w")\n',
+        "import", "HG301", r"import of 'builtins' refused",
+    ),
+    # --- dunder and frame escapes ------------------------------------------------------------
+    _case(
+        "subclasses_walk",
+        "def run():\n    base = getattr(getattr((), '__class__'), '__base__')\n    return base\n",
+        "call", "HG302", r"special attribute '__base__'",
+    ),
+    _case(
+        "subclasses_direct_syntax",
+        "classes = ().__class__.__base__.__subclasses__()\n",
+        "import", "HG306", r'"__base__" is not allowed',
+    ),
+    _case(
+        "function_globals",
+        "def helper():\n    pass\n\ndef run():\n    return getattr(helper, '__globals__')\n",
+        "call", "HG302", r"special attribute '__globals__'",
+    ),
+    _case(
+        "super_init_globals",
+        "class Probe:\n    pass\n\ndef run():\n    return super(Probe, Probe()).__init__.__globals__\n",
+        "import", "HG306", r'"__globals__" is not allowed',
+    ),
+    _case(
+        "generator_frame_getattr",
+        "def run():\n    gen = (x for x in [1])\n    frame = getattr(gen, 'gi_frame')\n    return getattr(frame, 'f_back')\n",
+        "call", "HG302", r"frame or code attribute 'gi_frame'",
+    ),
+    _case(
+        "generator_frame_syntax",
+        "gen = (x for x in [1])\nglobals_of_caller = gen.gi_frame.f_back.f_globals\n",
+        "import", "HG306", r'"gi_frame" is a frame or code attribute',
+    ),
+    _case(
+        "traceback_frame",
+        "def run():\n    try:\n        1 / 0\n    except ZeroDivisionError as error:\n        return getattr(error, '__traceback__')\n",
+        "call", "HG302", r"special attribute '__traceback__'",
+    ),
+    _case(
+        "traceback_tb_frame_getattr",
+        "def run():\n    try:\n        1 / 0\n    except ZeroDivisionError as error:\n        holder = error\n    return getattr(holder, 'tb_frame')\n",
+        "call", "HG302", r"frame or code attribute 'tb_frame'",
+    ),
+    _case(
+        "except_star_group",
+        "try:\n    raise ExceptionGroup('x', [ValueError()])\nexcept* ValueError as group:\n    leaked = group\n",
+        "import", "HG306", r"TryStar statements are not allowed",
+    ),
+    _case(
+        "str_format_traversal",
+        "def helper():\n    pass\n\ndef run():\n    return '{0.__globals__}'.format(helper)\n",
+        "call", "HG302", r"special attribute '__globals__'",
+    ),
+    _case(
+        "str_format_map_traversal",
+        "class Probe:\n    def __init__(self):\n        self.value = 1\n\ndef run():\n    return '{p.__init__.__globals__}'.format_map({'p': Probe()})\n",
+        "call", "HG302", r"special attribute '__globals__'",
+    ),
+    _case(
+        "unbound_str_format",
+        "def helper():\n    pass\n\ndef run():\n    return str.format('{0.__code__}', helper)\n",
+        "call", "HG302", r"special attribute '__code__'",
+    ),
+    _case(
+        "string_formatter",
+        "import string\n\ndef run():\n    return string.Formatter().get_field('0.__globals__', [run], {})\n",
+        "call", "HG303", r"string\.Formatter reads attributes",
+    ),
+    _case(
+        "operator_attrgetter",
+        "import operator\n\ndef run():\n    return operator.attrgetter('__globals__')(run)\n",
+        "call", "HG303", r"operator\.attrgetter reads attributes",
+    ),
+    _case(
+        "object_getattribute",
+        "def run():\n    reader = getattr(object, '__getattribute__')\n    return reader(run, '__globals__')\n",
+        "call", "HG302", r"special attribute '__getattribute__'",
+    ),
+    _case(
+        "vars_builtin",
+        "class Probe:\n    pass\n\ndef run():\n    return vars(Probe())\n",
+        "call", "HG305", r"builtin vars\(\) is withheld",
+    ),
+    _case(
+        "match_class_dunder",
+        "def run(value):\n    match value:\n        case object(__class__=found):\n            return found\n",
+        "import", "HG306", r'class pattern reads "__class__"',
+    ),
+    # --- pivots through allowed libraries ----------------------------------------------------
+    _case(
+        "torch_os_pivot",
+        'import torch\ntorch.os.system("touch @MARKER@")\n',
+        "import", "HG303", r"module os through torch\.os",
+    ),
+    _case(
+        "torch_load_without_weights_only",
+        'import torch\ntorch.load("@MARKER@", weights_only=False)\n',
+        "import", "HG314", r"torch\.load needs weights_only=True",
+    ),
+    _case(
+        "torch_hub_load",
+        'import torch\ntorch.hub.load("127.0.0.1:@PORT@/evil", "model")\n',
+        "import", "HG303", r"torch\.hub",
+    ),
+    _case(
+        "torch_save_writes",
+        'import torch\ntorch.save(torch.zeros(1), "@MARKER@")\n',
+        "import", "HG303", r"torch\.save writes files",
+    ),
+    _case(
+        "numpy_save_writes",
+        'import numpy\nnumpy.save("@MARKER@", numpy.zeros(1))\n',
+        "import", "HG303", r"numpy\.save writes files",
+    ),
+    _case(
+        "numpy_tofile_method",
+        'import numpy\nnumpy.zeros(2).tofile("@MARKER@")\n',
+        "import", "HG307", r"ndarray\.tofile writes files",
+    ),
+    _case(
+        "pathlib_write_text",
+        'import pathlib\npathlib.Path("@MARKER@").write_text("pwned")\n',
+        "import", "HG307", r"PosixPath\.write_text writes files",
+    ),
+    _case(
+        "timm_module_globals_os",
+        'import timm.models._builder as builder\nbuilder.os.system("touch @MARKER@")\n',
+        "import", "HG303", r"module os through timm\.models\._builder\.os",
+    ),
+    _case(
+        "timm_module_globals_hub",
+        'import timm.models._builder as builder\nbuilder.load_state_dict_from_url("http://127.0.0.1:@PORT@/w.pth")\n',
+        "import", "HG303", r"torch\.hub downloads",
+    ),
+    _case(
+        "typing_get_type_hints",
+        "import typing\n\nclass Holder:\n    value: \"__import__('os').system('touch @MARKER@')\"\n\n"
+        "def run():\n    return typing.get_type_hints(Holder)\n",
+        "call", "HG303", r"typing\.get_type_hints evaluates",
+    ),
+    _case(
+        "typing_forward_ref",
+        "import typing\n\ndef run():\n    return typing.ForwardRef(\"__import__('os').system('touch @MARKER@')\")\n",
+        "call", "HG303", r"typing\.ForwardRef evaluates",
+    ),
+    _case(
+        "functools_update_wrapper_patches_torch",
+        "import functools\nimport torch\n\ndef evil(self, *args):\n    return None\n\n"
+        "def run():\n    functools.update_wrapper(torch.nn.Module, evil, assigned=('forward',), updated=())\n",
+        "call", "HG304", r"changing the class 'Module'",
+    ),
+    _case(
+        "dataclass_on_foreign_class",
+        "import dataclasses\nimport torch\n\ndef run():\n    dataclasses.dataclass(torch.nn.Linear)\n",
+        "call", "HG304", r"changing the class 'Linear'",
+    ),
+    # --- module shadowing inside the repository ---------------------------------------------
+    _case(
+        "repo_torch_module_run_relatively",
+        "from . import torch as local_torch\n",
+        "import", "HG305", r"builtin open\(\) is withheld",
+        torch='handle = open("@MARKER@", "w")\nhandle.write("shadowed")\n',
+    ),
+    _case(
+        "mro_then_subclasses",
+        "class Probe:\n    pass\n\ndef run():\n    root = type(Probe()).mro()[-1]\n    return getattr(root, '__subclasses__')()\n",
+        "call", "HG302", r"special attribute '__subclasses__'",
+    ),
+    # --- monkey-patching -------------------------------------------------------------------
+    _case(
+        "patch_module_forward",
+        "import torch\n\ndef evil(self, *args):\n    return None\n\ntorch.nn.Module.forward = evil\n",
+        "import", "HG304", r"changing the class 'Module'",
+    ),
+    _case(
+        "patch_functional_module",
+        "import torch\ntorch.nn.functional.relu = print\n",
+        "import", "HG304", r"changing the module 'torch\.nn\.functional'",
+    ),
+    _case(
+        "setattr_builtin_patch",
+        "import torch\nsetattr(torch, 'load', print)\n",
+        "import", "HG304", r"changing the module 'torch'",
+    ),
+    _case(
+        "object_setattr_on_module",
+        "import torch\n\ndef run():\n    setter = getattr(object, '__setattr__')\n    setter(torch, 'load', print)\n",
+        "call", "HG304", r"changing the module 'torch'",
+    ),
+    _case(
+        "augmented_assign_on_module",
+        "import math\nmath.pi += 1\n",
+        "import", "HG304", r"changing the module 'math'",
+    ),
+    # --- payloads that run only later ----------------------------------------------------------
+    _case(
+        "forward_lazy_subprocess",
+        "class Model:\n    def forward(self):\n        import subprocess\n        subprocess.run(['touch', '@MARKER@'])\n",
+        "forward", "HG301", r"import of 'subprocess' refused",
+    ),
+    _case(
+        "forward_open",
+        "class Model:\n    def forward(self):\n        open('@MARKER@', 'w').close()\n",
+        "forward", "HG305", r"builtin open\(\) is withheld",
+    ),
+    _case(
+        "forward_numpy_pivot_hook",
+        "import numpy\n\nclass Model:\n    def forward(self):\n        writer = getattr(numpy, 'save')\n        writer('@MARKER@', numpy.zeros(1))\n",
+        "forward", "HG303", r"numpy\.save writes files",
+    ),
+    _case(
+        "del_os_system",
+        "import os\n\nclass Model:\n    def __del__(self):\n        os.system('touch @MARKER@')\n",
+        "del", "HG303", r"os\.system is refused",
+    ),
+    _case(
+        "del_socket",
+        "class Model:\n    def __del__(self):\n        import socket\n        socket.create_connection(('127.0.0.1', @PORT@))\n",
+        "del", "HG301", r"import of 'socket' refused",
+    ),
+    _case(
+        "foreign_forward_hook",
+        "import torch\nimport functools\nimport pathlib\n\nclass Model(torch.nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.register_forward_hook(print)\n\n    def forward(self):\n        return 1\n",
+        "init", "HG304", r"register_forward_hook got <built-in function print>",
+    ),
+    _case(
+        "environment_write",
+        "import os\n\ndef run():\n    os.environ['HUBGUARD_HOSTILE_MARKER'] = '@MARKER@'\n",
+        "call", "HG307", r"os\.putenv refused",
+    ),
+]

@@ -1,0 +1,101 @@
+"""The sandbox alone (no static audit) refuses every hostile repository in tests/hostile/cases.py."""
+
+from __future__ import annotations
+
+import gc
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hostile.cases import CASES, HostileCase
+
+from hubguard.audit.policy import load_policy
+from hubguard.errors import SandboxViolation
+from hubguard.loader.snapshot import PinnedRevision, SourceRef, build_snapshot
+from hubguard.sandbox import import_snapshot
+
+POLICY = load_policy("default")
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A listening socket on 127.0.0.1; the test asserts that nothing connected to it."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.setblocking(False)
+    yield server
+    server.close()
+
+
+def _connection_arrived(server: socket.socket) -> bool:
+    try:
+        connection, _ = server.accept()
+    except BlockingIOError:
+        return False
+    connection.close()
+    return True
+
+
+def _snapshot(case: HostileCase, marker: Path, port: int):
+    files = {"modeling_x.py": case.source, **case.extra_files}
+    contents = {
+        path: text.replace("@MARKER@", str(marker)).replace("@PORT@", str(port)).encode()
+        for path, text in files.items()
+    }
+    return build_snapshot(
+        SourceRef("hub", f"hostile/{case.name.replace('_', '-')}"),
+        PinnedRevision(None, "b" * 40),
+        contents,
+        code_entries=["modeling_x.py"],
+    )
+
+
+def _trigger(case: HostileCase, snapshot, events: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    code = import_snapshot(snapshot, POLICY, report=events)
+    try:
+        module = code.module("modeling_x.py")
+        if case.trigger == "call":
+            module.run() if case.source.count("def run(value)") == 0 else module.run(object())
+        elif case.trigger == "init":
+            module.Model()
+        elif case.trigger == "forward":
+            module.Model().forward()
+        elif case.trigger == "del":
+            raised: list[BaseException] = []
+            monkeypatch.setattr(sys, "unraisablehook", lambda info: raised.append(info.exc_value))
+            instance = module.Model()
+            del instance
+            gc.collect()
+            if raised:
+                raise raised[0]
+    finally:
+        code.unload()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_hostile_case_refused(case: HostileCase, tmp_path: Path, listener: socket.socket, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The payload never runs and the user gets a SandboxViolation naming the rule and the repository."""
+    marker = tmp_path / "marker"
+    port = listener.getsockname()[1]
+    snapshot = _snapshot(case, marker, port)
+    events: list[dict] = []
+
+    with pytest.raises(SandboxViolation, match=case.match) as raised:
+        _trigger(case, snapshot, events, monkeypatch)
+
+    assert not marker.exists()
+    assert not _connection_arrived(listener)
+    assert raised.value.rule_id == case.rule_id
+    assert raised.value.repo.startswith(f"hostile/{case.name.replace('_', '-')}@bbbbbbbbbbbb")
+    assert raised.value.path in ("modeling_x.py", "torch.py")
+    assert raised.value.line >= 1
+    assert "HUBGUARD_HOSTILE_MARKER" not in __import__("os").environ
+
+
+def test_hostile_suite_size() -> None:
+    """The suite keeps at least 40 distinct hostile repositories."""
+    assert len({case.name for case in CASES}) == len(CASES)
+    assert len(CASES) >= 40
