@@ -11,7 +11,7 @@ A class that hubguard's sandbox imported carries ``__hubguard_snapshot__`` (the
 (its module's repository path); its files are copied from the verified snapshot bytes,
 never from disk. When such a class came from another repository and ``auto_map`` already
 names it as ``"org/repo--module.Class"``, the reference is kept as it is and no code is
-copied; the pinned commit of ``org/repo`` travels in ``config.json`` under
+copied. The pinned commit of ``org/repo`` is then saved in ``config.json`` under
 ``hubguard.code_revisions``.
 """
 

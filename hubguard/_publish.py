@@ -1,9 +1,8 @@
 """``push_to_hub``: save into a temporary folder and upload it as one commit.
 
-The upload goes through ``huggingface_hub``: the repository is created when missing
-(``exist_ok=True``), the branch is created when missing, and every file of the folder
-goes into a single commit, whose id is returned so the author can publish a pinned
-reference right away.
+The upload goes through ``huggingface_hub``. The repository and the branch are created
+when missing, and every file of the folder goes into a single commit. That commit's id
+is returned, so the author can publish a pinned reference right away.
 """
 
 from __future__ import annotations

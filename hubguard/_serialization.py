@@ -60,7 +60,7 @@ _MAX_LISTED_KEYS = 20
 class KeyReport:
     """How a checkpoint's keys compare with a model's ``state_dict()``.
 
-    ``mismatched`` holds ``(key, checkpoint shape, model shape)`` triples.
+    ``mismatched`` contains ``(key, checkpoint shape, model shape)`` triples.
     """
 
     missing: tuple[str, ...]
@@ -144,8 +144,8 @@ def read_weights(snapshot: Snapshot) -> tuple[dict[str, torch.Tensor], str] | No
 
     Returns:
         The tensors by key, and the repository path to name in messages (the index
-        file for a sharded checkpoint); ``None`` when the snapshot has no weight file
-        at all (the caller decides whether the model needs one).
+        file for a sharded checkpoint). ``None`` when the snapshot has no weight file
+        at all, because only the caller knows whether the model needs one.
 
     Raises:
         WeightsError: no safetensors weights (pickled formats are refused, never

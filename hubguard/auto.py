@@ -429,7 +429,7 @@ def _code_revision(snapshot: Snapshot, reference: str | None, remote_options: di
     """Return the caller's ``code_revision``, else the pin config.json records for a cross-repository reference.
 
     A config saved after a cross-repository load stores the code commit it used under
-    ``hubguard.code_revisions``; taking it here keeps a reload on the same code even
+    ``hubguard.code_revisions``. Passing that pin keeps a reload on the same code even
     after the code repository's branch has moved.
     """
     if remote_options["code_revision"] is not None or reference is None or "--" not in reference:

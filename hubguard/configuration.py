@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 
-# Keys that the base class consumes itself; they are never stored as plain attributes.
+# Keys that PretrainedConfig.__init__ handles itself, so return_unused_kwargs never returns them.
 _BASE_KEYS = frozenset({"name_or_path", "_name_or_path", "architectures", "auto_map", "model_type", "hubguard_version"})
 
 # Keyword arguments that transformers passes to ``from_pretrained`` of remote-code classes.
@@ -102,8 +102,8 @@ class PretrainedConfig:
         self.architectures: list[str] | None = _string_list(kwargs.pop("architectures", None), "architectures")
         self.auto_map: dict[str, Any] | None = _auto_map(kwargs.pop("auto_map", None))
         self.hubguard_version: str | None = kwargs.pop("hubguard_version", None)
-        # Pinned commits of code repositories named by cross-repository auto_map entries;
-        # from_dict fills it from the "hubguard" key, the remote-code loader from the pins it used.
+        # Pinned commits of code repositories that cross-repository auto_map entries name.
+        # from_dict fills it from the "hubguard" key and the Auto classes from the loaded code.
         self._hubguard_code_revisions: dict[str, str] = {}
 
         model_type = kwargs.pop("model_type", None)
@@ -193,7 +193,7 @@ class PretrainedConfig:
         Args:
             config_dict: the parsed ``config.json``.
             return_unused_kwargs: when true, overrides that are neither ``__init__``
-                parameters nor keys of ``config_dict`` are not stored; they are returned
+                parameters nor keys of ``config_dict`` are not stored. They are returned
                 as the second item of a ``(config, unused)`` tuple.
             overrides: values that replace keys of ``config_dict``. They are passed to
                 ``__init__``, so validation and derived values see them.

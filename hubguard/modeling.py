@@ -74,11 +74,11 @@ class PreTrainedModel(torch.nn.Module):
         super().__init__()
         expected = type(self).config_class or PretrainedConfig
         if not isinstance(config, expected) and not _same_config_class(type(config), expected):
-            wanted, given = expected.__name__, type(config).__name__
-            if wanted == given:
-                wanted, given = _qualified(expected), _qualified(type(config))
+            expected_name, actual_name = expected.__name__, type(config).__name__
+            if expected_name == actual_name:
+                expected_name, actual_name = _qualified(expected), _qualified(type(config))
             raise ConfigurationError(
-                f"{type(self).__name__} needs a {wanted}, got {given}",
+                f"{type(self).__name__} needs a {expected_name}, got {actual_name}",
                 hint=f"build the model from {expected.__name__}(...) or "
                 f"{expected.__name__}.from_pretrained(...), or load it with an Auto class",
             )

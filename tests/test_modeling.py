@@ -225,3 +225,56 @@ def test_explicit_config_used(tied, tmp_path):
     config = tied.TiedConfig(note="mine")
     loaded = tied.TiedModel.from_pretrained(tmp_path, config=config)
     assert loaded.config is config
+
+
+def _cli_load(folder: Path, capsys, *arguments: str) -> tuple[int, str]:
+    from hubguard.cli import main
+
+    code = main(["load", str(folder), "--auto-class", "AutoModel", *arguments])
+    return code, capsys.readouterr().err
+
+
+def test_cli_reports_missing_config_without_traceback(tmp_path, capsys):
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    code, stderr = _cli_load(tmp_path, capsys)
+    assert code == 1
+    assert stderr.startswith("hubguard: error: config.json: config.json is missing from ")
+    assert "Traceback" not in stderr
+
+
+def test_cli_reports_pickle_weights_without_traceback(tied, tmp_path, capsys):
+    from hubguard import AutoConfig, AutoModel
+
+    AutoConfig.register("test-tied", tied.TiedConfig)
+    AutoModel.register(tied.TiedConfig, tied.TiedModel)
+    marker = tmp_path / "marker"
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    tied.TiedConfig().save_pretrained(repo)
+    (repo / "pytorch_model.bin").write_bytes(pickle.dumps(_CreatesMarker(marker)))
+    code, stderr = _cli_load(repo, capsys)
+    assert code == 1
+    assert "hubguard: error: pytorch_model.bin: no safetensors weights in" in stderr
+    assert "fix: convert the checkpoint to model.safetensors" in stderr
+    assert "Traceback" not in stderr
+    assert not marker.exists()
+
+
+def test_cli_reports_unknown_model_type_without_traceback(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "test-unheard-of"}))
+    code, stderr = _cli_load(tmp_path, capsys)
+    assert code == 1
+    assert "model_type 'test-unheard-of' in config.json of" in stderr
+    assert "fix: register a config class with AutoConfig.register('test-unheard-of', ConfigClass)" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_config_copy_from_another_import_accepted(tied, import_package):
+    """A model accepts its config class imported a second time (same name, file name and model_type)."""
+    import importlib
+
+    import_package("tiedcopy", {"configuration_tied.py": (Path(tied.__file__).parent / "configuration_tied.py").read_text()})
+    copy_class = importlib.import_module("tiedcopy.configuration_tied").TiedConfig
+    assert copy_class is not tied.TiedConfig
+    model = tied.TiedModel(copy_class())
+    assert type(model.config) is copy_class
