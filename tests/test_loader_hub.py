@@ -232,3 +232,15 @@ def test_cross_repo_reference_at_same_endpoint(olah_server: OlahServer, hub: tup
     assert reference.snapshot.revision.commit == code_commit
     assert reference.snapshot.read_text("helpers.py") == 'HELPER_VERSION = "x"\n'
     assert git(code_folder, "rev-parse", "HEAD") != code_commit
+
+
+def test_code_revision_takes_code_from_older_commit(hub: tuple[OlahServer, str, str]) -> None:
+    """Config values from TWO, every code file from ONE, each with ONE's blob id."""
+    server, one, two = hub
+    snapshot = fetch(REPO, revision=two)
+    reference = resolve_class_reference(snapshot, "modeling_tiny.TinyModel", code_revision=one)
+    assert snapshot.config()["width"] == 2
+    assert reference.snapshot.revision.commit == one
+    assert reference.snapshot.code_paths == CODE_FILES
+    for path in CODE_FILES:
+        assert reference.snapshot.files[path].git_blob == blob_at(server.repo_folder(REPO), one, path)
