@@ -5,7 +5,7 @@ is saved with ``save_pretrained`` into a folder, which is also committed to a gi
 repository. Each source is fetched once to fill the content cache, then timed:
 
 - local folder: list the folder, read and hash every loaded file (the weights stream
-  from disk, the cache already holds them), compute the content id, build the closure;
+  from disk, the cache already contains them), compute the content id, build the closure;
 - ``git+file://`` from the warm cache: the verified listing comes from the cache
   manifest and every cached byte is hashed again before use; git is not run.
 

@@ -88,7 +88,7 @@ def test_older_commit_served_faithfully_loads(hub: tuple[OlahServer, str, str]) 
 def test_older_commit_refused_when_server_reports_head(
     hub: tuple[OlahServer, str, str], misreporting_proxy: RewritingProxy, isolated_env: Path, tmp_path: Path
 ) -> None:
-    """The olah 0.5.x answer (head commit for an older pin) is refused before anything is cached."""
+    """The olah 0.5.x response (head commit for an older pin) is refused before anything is cached."""
     _, one, two = hub
     with pytest.raises(IntegrityError, match=f"reported commit {two} .* but commit {one} was requested") as error:
         fetch(REPO, revision=one)

@@ -24,8 +24,6 @@ from hubguard.errors import IntegrityError, RevisionNotFoundError, UnpinnedRevis
 from hubguard.loader import FetchLimits, LockFile, fetch, lock
 from hubguard.loader.snapshot import RejectedFile
 
-CASES = Path("/work/shared/cases")
-
 # Hostile repository content; none of it may be read as code.
 LATIN1_SOURCE = "# -*- coding: latin-1 -*-\nNAME = 'caf\xe9'\n".encode("latin-1")
 INVALID_UTF8_SOURCE = b"NAME = 'caf\xe9'\n"
@@ -36,6 +34,34 @@ NEVER_LOADED = {
     "native.pyd": b"MZ",
     "evil.pth": b"import os; os.system('touch marker')\n",
     "sitecustomize.py": "open('marker', 'w')\n",
+}
+
+
+# A model split over a sub-package, with every spelling of a relative import; the
+# docstring and the comment mention modules that do not exist and must not be followed.
+SPLIT_MODEL = {
+    "config.json": json.dumps({"auto_map": {"AutoModel": "modeling_split.SplitModel"}}),
+    "modeling_split.py": (
+        '"""Split model.\n\nExample::\n\n    from .missing_in_docstring import Nothing\n"""\n'
+        "from . import helpers\n"
+        "from .configuration_split import SplitConfig\n"
+        "from .layers import (\n"
+        "    Block,\n"
+        "    Norm,\n"
+        ")\n"
+        "from .utils.posenc import encode\n"
+        "# from .missing_in_comment import Nothing\n\n\n"
+        "class SplitModel:\n"
+        "    config_class = SplitConfig\n"
+    ),
+    "configuration_split.py": "class SplitConfig:\n    width = 4\n",
+    "helpers.py": "def clamp(value):\n    return max(0, value)\n",
+    "layers.py": "class Block:\n    pass\n\n\nclass Norm:\n    pass\n",
+    "utils/__init__.py": "",
+    "utils/posenc.py": "from ..helpers import clamp\n\n\ndef encode(value):\n    return clamp(value)\n",
+    # Imports from above the repository root on line 3.
+    "modeling_escape.py": '"""Escapes."""\n\nfrom .. import outside_the_repo\n',
+    "unused-helper.py": "X = 1\n",
 }
 
 
@@ -231,38 +257,39 @@ def test_lock_for_other_source_refused(isolated_env: Path, plain_folder: Path, t
 
 def test_relative_imports_closure_matches_ast(isolated_env: Path, tmp_path: Path) -> None:
     """Docstring and comment imports are ignored; utils/ is a sub-package reached through ..helpers."""
-    folder = tmp_path / "relative-imports"
-    shutil.copytree(CASES / "relative-imports", folder, ignore=shutil.ignore_patterns("CASE.md"))
+    folder = write_folder(tmp_path / "split", SPLIT_MODEL)
     snapshot = fetch(str(folder))
     assert snapshot.code_paths == (
-        "configuration_tiny.py",
+        "configuration_split.py",
         "helpers.py",
         "layers.py",
-        "modeling_tiny.py",
+        "modeling_split.py",
         "utils/__init__.py",
         "utils/posenc.py",
     )
+    assert not snapshot.has("modeling_escape.py")
 
 
 def test_relative_import_escape_refused_with_line(isolated_env: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "relative-imports"
-    shutil.copytree(CASES / "relative-imports", folder, ignore=shutil.ignore_patterns("CASE.md"))
-    config = json.loads((folder / "config.json").read_text())
-    config["auto_map"]["AutoModel"] = "modeling_escape.EscapeModel"
-    (folder / "config.json").write_text(json.dumps(config))
+    folder = write_folder(tmp_path / "split", SPLIT_MODEL)
+    (folder / "config.json").write_text(json.dumps({"auto_map": {"AutoModel": "modeling_escape.EscapeModel"}}))
     with pytest.raises(UnsafeRepositoryError, match="leaves the repository root") as error:
         fetch(str(folder))
     assert error.value.location() == "modeling_escape.py:3"
+    assert error.value.rule_id == "HG107"
 
 
-def test_repo_ids_with_dots_are_distinct_folders(isolated_env: Path) -> None:
-    hub = CASES / "repo-ids-not-module-names" / "hub" / "acme"
-    dotted = fetch(str(hub / "tiny-resnet-v1.5"))
-    underscored = fetch(str(hub / "tiny-resnet-v1_5"))
-    assert "MAGIC = 15" in dotted.read_text("helpers.py")
-    assert "MAGIC = 99" in underscored.read_text("helpers.py")
+def test_repo_ids_with_dots_are_distinct_folders(isolated_env: Path, tmp_path: Path) -> None:
+    snapshots = {}
+    for name, magic in (("tiny-resnet-v1.5", 15), ("tiny-resnet-v1_5", 99)):
+        files = tiny_model_files("one", 1)
+        files["helpers.py"] = f"MAGIC = {magic}\n"
+        snapshots[name] = fetch(str(write_folder(tmp_path / "acme" / name, files)))
+    dotted, underscored = snapshots["tiny-resnet-v1.5"], snapshots["tiny-resnet-v1_5"]
+    assert dotted.read_text("helpers.py") == "MAGIC = 15\n"
+    assert underscored.read_text("helpers.py") == "MAGIC = 99\n"
     assert dotted.code_id() != underscored.code_id()
-    assert dotted.source.location != underscored.source.location
+    assert dotted.source.location == str(tmp_path / "acme" / "tiny-resnet-v1.5")
 
 
 def test_failed_fetch_leaves_no_partial_files(isolated_env: Path, plain_folder: Path) -> None:
