@@ -8,6 +8,7 @@ which only warn, and which deny.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import threading
@@ -34,6 +35,7 @@ class _BanditRuntime:
 _runtime: _BanditRuntime | None = None
 
 
+@functools.cache
 def bandit_version() -> str:
     """Return the installed bandit version (recorded in reports and cache keys)."""
     from importlib.metadata import version
