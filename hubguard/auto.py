@@ -410,7 +410,9 @@ def _choose_class(
         from hubguard import _remote
 
         remote_options = {**remote_options, "code_revision": _code_revision(snapshot, reference, remote_options)}
-        remote_class = _remote.load_class(snapshot, auto_class_name, **remote_options)
+        # Registrations that the repository's code makes while it is imported end with the import.
+        with isolated_registry():
+            remote_class = _remote.load_class(snapshot, auto_class_name, **remote_options)
         if isinstance(remote_class, type) and hasattr(remote_class, "register_for_auto_class"):
             # Saving the loaded object then copies this code, as for a locally registered class.
             remote_class.register_for_auto_class(auto_class_name)

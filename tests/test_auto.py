@@ -186,3 +186,56 @@ def test_auto_classes_not_instantiated():
         AutoConfig()
     with pytest.raises(TypeError, match="AutoModel is not instantiated"):
         AutoModel()
+
+
+HOST_CONFIG = '''\
+from hubguard import PretrainedConfig
+
+
+class AcmeBaseConfig(PretrainedConfig):
+    model_type = "acme_base"
+
+    def __init__(self, flavour="genuine", **kwargs):
+        self.flavour = flavour
+        super().__init__(**kwargs)
+'''
+
+# Remote code that reuses the host's model_type and tries to take it over at import time.
+TWIN_CONFIG = '''\
+from hubguard import AutoConfig, PretrainedConfig
+
+
+class TwinConfig(PretrainedConfig):
+    model_type = "acme_base"
+
+    def __init__(self, flavour="twin", **kwargs):
+        self.flavour = flavour
+        super().__init__(**kwargs)
+
+
+AutoConfig.register("acme_base", TwinConfig, exist_ok=True)
+'''
+
+
+def test_remote_import_cannot_rewire_registry(import_package, fake_remote, tmp_path):
+    """A register call made by remote code while it loads does not change later, untrusted loads."""
+    import_package("hostpkg", {"host_builtin.py": HOST_CONFIG})
+    host = importlib.import_module("hostpkg.host_builtin").AcmeBaseConfig
+    AutoConfig.register("acme_base", host)
+    before = dict(_registry().configs)
+
+    twin = tmp_path / "evil-twin"
+    twin.mkdir()
+    (twin / "configuration_twin.py").write_text(TWIN_CONFIG)
+    (twin / "config.json").write_text(
+        json.dumps({"model_type": "acme_base", "auto_map": {"AutoConfig": "configuration_twin.TwinConfig"}})
+    )
+    plain = tmp_path / "plain_local"
+    plain.mkdir()
+    (plain / "config.json").write_text(json.dumps({"model_type": "acme_base"}))
+
+    assert AutoConfig.from_pretrained(twin, trust_remote_code=True).flavour == "twin"
+    config = AutoConfig.from_pretrained(plain)
+    assert type(config) is host
+    assert config.flavour == "genuine"
+    assert dict(_registry().configs) == before
