@@ -200,8 +200,9 @@ def test_cross_repo_reference_needs_pin(isolated_env: Path, tmp_path: Path) -> N
     snapshot = fetch(f"git+file://{weights}", revision=weights_commit)
     assert snapshot.code_paths == ()
     assert sorted(snapshot.files) == ["config.json"]
-    with pytest.raises(UnpinnedRevisionError, match="code repository acme/tiny-code"):
+    with pytest.raises(UnpinnedRevisionError, match=f'default branch is at {code_commit} now. Pass code_revision="{code_commit}"') as error:
         resolve_class_reference(snapshot, "acme/tiny-code--modeling_tiny.TinyModel")
+    assert error.value.resolved == code_commit
 
     reference = resolve_class_reference(snapshot, "acme/tiny-code--modeling_tiny.TinyModel", code_revision=code_commit)
     assert reference.snapshot.source.location == f"git+file://{tmp_path}/srv/acme/tiny-code"

@@ -224,7 +224,8 @@ def test_cross_repo_reference_at_same_endpoint(olah_server: OlahServer, hub: tup
 
     snapshot = fetch("acme/tiny-weights", revision=weights_commit)
     assert snapshot.code_paths == ()
-    with pytest.raises(UnpinnedRevisionError, match="acme/tiny-code"):
+    head = git(code_folder, "rev-parse", "HEAD")
+    with pytest.raises(UnpinnedRevisionError, match=f'code repository acme/tiny-code .* default branch is at {head} now'):
         resolve_class_reference(snapshot, "acme/tiny-code--modeling_tiny.TinyModel")
     reference = resolve_class_reference(snapshot, "acme/tiny-code--modeling_tiny.TinyModel", code_revision=code_commit)
     assert reference.snapshot.source.location == "acme/tiny-code"

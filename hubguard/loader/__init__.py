@@ -36,7 +36,7 @@ from hubguard.loader._pipeline import FetchRequest, fetch_snapshot, parse_source
 from hubguard.loader.cache import ContentCache
 from hubguard.loader.closure import module_to_path
 from hubguard.loader.integrity import LockEntry, LockFile, lock_entry_from_files
-from hubguard.loader.revisions import is_content_id, is_full_commit, unpinned_error
+from hubguard.loader.revisions import is_content_id, is_full_commit
 from hubguard.loader.snapshot import PinnedRevision, Snapshot, SourceRef, auto_map_modules
 
 logger = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def resolve_class_reference(
     if revision is None and lock_entry is not None:
         revision = lock_entry.commit
     if revision is None and not allow_floating:
-        raise unpinned_error(None, None, source=f"code repository {repo_id} (named in auto_map: {reference!r})")
+        raise _unpinned_code_error(code_source, reference, token=token)
     entries = tuple(_modules_in_repository(snapshot, repo_id)) or (module_path,)
     request = FetchRequest(requested=revision, lock_entry=lock_entry, code_entries=entries, **request_args)
     code_snapshot = fetch_snapshot(code_source, request)
@@ -246,6 +246,34 @@ def code_source_for(source: SourceRef, repo_id: str, *, code_sources: Mapping[st
     if sibling.is_dir():
         return SourceRef(kind="local", location=str(sibling))
     return parse_source(repo_id)
+
+
+def _unpinned_code_error(code_source: SourceRef, reference: str, *, token: str | None) -> UnpinnedRevisionError:
+    """Build the error for a code repository without a pin, naming the commit its default branch has now."""
+    from hubguard.errors import FetchError
+    from hubguard.loader._pipeline import open_backend
+
+    resolved = None
+    try:
+        with open_backend(code_source, requested=None, token=token) as backend:
+            resolved = backend.pin(None, allow_floating=True).commit or None
+    except FetchError as error:
+        logger.debug("could not resolve the default branch of %s: %s", code_source.display(), error)
+    where = f"code repository {code_source.display()} (auto_map entry {reference!r})"
+    if resolved is None:
+        message = f"{where} has no pinned commit."
+        commit = "<commit>"
+    else:
+        message = f"{where} has no pinned commit; its default branch is at {resolved} now."
+        commit = resolved
+    return UnpinnedRevisionError(
+        f'{message} Pass code_revision="{commit}" (CLI: --code-revision {commit}).',
+        requested=None,
+        resolved=resolved,
+        rule_id="HG101",
+        hint=f'pin the code with code_revision="{commit}", or with a lock file that has an entry for '
+        f"{code_source.display()} (hubguard lock SOURCE --code-revision {commit})",
+    )
 
 
 def _split_reference(reference: str) -> tuple[str | None, str, str]:
