@@ -20,7 +20,14 @@ from _fixtures_loader import (
     tiny_model_files,
 )
 from _olah import commit_files
-from hubguard.errors import IntegrityError, RevisionNotFoundError, UnpinnedRevisionError, UnsafeRepositoryError
+from hubguard.errors import (
+    FetchError,
+    IntegrityError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+    UnpinnedRevisionError,
+    UnsafeRepositoryError,
+)
 from hubguard.loader import FetchLimits, LockFile, fetch, lock
 from hubguard.loader.snapshot import RejectedFile
 
@@ -298,3 +305,21 @@ def test_failed_fetch_leaves_no_partial_files(isolated_env: Path, plain_folder: 
         fetch(str(plain_folder))
     tmp = isolated_env / "tmp"
     assert not tmp.exists() or os.listdir(tmp) == []
+
+
+def test_missing_folder_raises_and_caches_nothing(isolated_env: Path, tmp_path: Path) -> None:
+    with pytest.raises(RepositoryNotFoundError, match=f"folder {tmp_path}/nowhere does not exist"):
+        fetch(str(tmp_path / "nowhere"))
+    assert cache_entries(isolated_env) == []
+
+
+def test_repo_id_shadowed_by_folder_is_ambiguous(isolated_env: Path, plain_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(plain_folder.parent.parent)
+    with pytest.raises(FetchError, match="'acme/tiny' is both a Hub repo id and a folder in the current directory"):
+        fetch("acme/tiny")
+    assert fetch("./acme/tiny").source.location == str(plain_folder)
+
+
+def test_unsupported_scheme_refused(isolated_env: Path) -> None:
+    with pytest.raises(FetchError, match="source 'git\\+ssh://example.invalid/x' uses an unsupported scheme"):
+        fetch("git+ssh://example.invalid/x", revision="a" * 40)
