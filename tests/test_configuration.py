@@ -105,7 +105,7 @@ def test_transformers_written_config_loads(heads, tmp_path):
     assert config.auto_map == {"AutoConfig": "configuration_heads.HeadsConfig"}
     assert config.torch_dtype == "float32"
     assert config.transformers_version == "4.44.2"
-    assert config.name_or_path == "acme/heads"
+    assert config.name_or_path == str(tmp_path)
     assert config.head_dim == 4
 
 
@@ -114,6 +114,8 @@ def test_json_round_trip_is_equal(heads, tmp_path):
     config.save_pretrained(tmp_path)
     loaded = heads.from_pretrained(tmp_path)
     assert loaded == config
+    assert loaded.name_or_path == str(tmp_path)
+    config.name_or_path = str(tmp_path)
     assert loaded.to_json_string() == config.to_json_string()
     assert heads.from_dict(config.to_dict()) == config
 
@@ -125,6 +127,12 @@ def test_json_string_is_sorted_and_records_version(heads):
     assert data["hubguard_version"] == __version__
     assert data["model_type"] == "test-heads"
     assert text.endswith("}\n")
+
+
+def test_unset_auto_map_not_written(heads):
+    data = heads().to_dict()
+    assert "auto_map" not in data
+    assert "architectures" not in data
 
 
 def test_inequality_on_value_and_class(heads):
