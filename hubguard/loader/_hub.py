@@ -137,7 +137,9 @@ class HubBackend(Backend):
         info = self._call(lambda: self._api.model_info(self.repo_id, revision=pinned.commit), revision=pinned.commit)
         reported = str(getattr(info, "sha", "") or "")
         if reported != pinned.commit:
-            self._mismatch(pinned.commit, reported, what="the revision information")
+            # A server that misreports the commit may list the wrong tree as well, so its
+            # listing is never used; the pipeline takes the lock file's listing instead.
+            raise self._mismatch_error(pinned.commit, reported, what="the revision information")
         tree = self._call(
             lambda: list(self._api.list_repo_tree(self.repo_id, revision=pinned.commit, recursive=True)),
             revision=pinned.commit,
@@ -253,16 +255,19 @@ class HubBackend(Backend):
 
     def _mismatch(self, requested: str, reported: str | None, *, what: str) -> None:
         """Raise on a misreported commit, or only log it when a lock file checks every byte."""
-        error = CommitMismatchError(
+        error = self._mismatch_error(requested, reported, what=what)
+        if not self.lock_verifies:
+            raise error
+        logger.warning("%s; the lock file checks every byte instead", error.message)
+
+    def _mismatch_error(self, requested: str, reported: str | None, *, what: str) -> CommitMismatchError:
+        return CommitMismatchError(
             f"{self.endpoint} reported commit {reported or '(none)'} for {what} of {self.repo_id}, "
             f"but commit {requested} was requested",
             rule_id="HG102",
             hint="the server does not serve pinned commits faithfully (olah 0.5.x reports the head commit); "
             "pin the bytes with a lock file made from a trusted source (hubguard lock), or use another server",
         )
-        if not self.lock_verifies:
-            raise error
-        logger.warning("%s; the lock file checks every byte instead", error.message)
 
     def _temporary_dir(self) -> str:
         if self._temporary is None:
