@@ -323,3 +323,14 @@ def test_repo_id_shadowed_by_folder_is_ambiguous(isolated_env: Path, plain_folde
 def test_unsupported_scheme_refused(isolated_env: Path) -> None:
     with pytest.raises(FetchError, match="source 'git\\+ssh://example.invalid/x' uses an unsupported scheme"):
         fetch("git+ssh://example.invalid/x", revision="a" * 40)
+
+
+def test_large_optional_json_is_left_out(isolated_env: Path, plain_folder: Path) -> None:
+    (plain_folder / "tokenizer.json").write_text(json.dumps({"vocab": "x" * 2000}))
+    snapshot = fetch(str(plain_folder), limits=FetchLimits(max_file_size=1000))
+    assert not snapshot.has("tokenizer.json")
+    assert snapshot.has("config.json")
+    (plain_folder / "config.json").write_text(json.dumps({"padding": "x" * 2000}))
+    with pytest.raises(UnsafeRepositoryError, match="more than the limit of 1000 bytes") as error:
+        fetch(str(plain_folder), limits=FetchLimits(max_file_size=1000))
+    assert error.value.path == "config.json"

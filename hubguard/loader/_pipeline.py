@@ -5,8 +5,9 @@ Steps, each tagged below:
 1. resolve: pin the revision once (names only when floating is allowed);
 2. list: list the files at that commit (or take the verified listing from the cache) and
    check every name and the file count;
-3. code: fetch top-level ``*.json`` files, then the ``auto_map`` modules and their
-   relative-import closure, checking sizes, git blob ids and LFS hashes;
+3. code: fetch top-level ``*.json`` files (other than ``config.json``, those over the
+   size limit are left out), then the ``auto_map`` modules and their relative-import
+   closure, checking sizes, git blob ids and LFS hashes;
 4. weights: stream weight files into the content cache, checking the same ids;
 5. verify and build: check the lock file, compute a plain folder's content id, then
    store the verified bytes and manifest in the cache and build the :class:`Snapshot`.
@@ -156,6 +157,11 @@ def fetch_snapshot(source: SourceRef, request: FetchRequest) -> Snapshot:
         if request.code_entries is None:
             for path in sorted(available):
                 if "/" not in path and path.endswith(".json"):
+                    if path != "config.json" and available[path].size > request.limits.max_file_size:
+                        # Optional files such as a large tokenizer.json are left out rather than
+                        # failing the fetch; config.json and code files must fit the limit.
+                        logger.info("not fetching %s (%d bytes, over max_file_size)", path, available[path].size)
+                        continue
                     reader.read(path)
             if "config.json" in reader.contents:
                 entries = auto_map_modules(_parse_config(source, reader.contents, pinned))
