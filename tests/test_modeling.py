@@ -278,3 +278,21 @@ def test_config_copy_from_another_import_accepted(tied, import_package):
     assert copy_class is not tied.TiedConfig
     model = tied.TiedModel(copy_class())
     assert type(model.config) is copy_class
+
+
+def test_overlapping_views_saved_as_copies(tmp_path):
+    """Distinct tensors that share memory (a buffer viewing a weight) are saved and restored separately."""
+
+    class ViewModel(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.arange(12.0).reshape(4, 3))
+            self.register_buffer("first_rows", self.weight.detach()[:2])
+
+    from hubguard import _serialization
+
+    module = ViewModel()
+    _serialization.save_weights(module, tmp_path)
+    stored = load_file(tmp_path / "model.safetensors")
+    assert sorted(stored) == ["first_rows", "weight"]
+    assert torch.equal(stored["first_rows"], torch.arange(6.0).reshape(2, 3))
