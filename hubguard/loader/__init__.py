@@ -342,10 +342,12 @@ def _read_lock(lock: str | Path | LockFile | None) -> LockFile | None:
 
 __all__ = [
     "ClassReference",
+    "ContentCache",
     "FetchLimits",
     "LockFile",
     "PinnedRevision",
     "Snapshot",
+    "code_source_for",
     "fetch",
     "is_content_id",
     "is_full_commit",
