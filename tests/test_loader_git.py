@@ -16,8 +16,9 @@ from _fixtures_loader import (
     make_two_commit_repo,
     tiny_model_files,
 )
-from _olah import commit_files, git, init_repo
+from _olah import commit_files, free_port, git, init_repo
 from hubguard.errors import (
+    FetchError,
     IntegrityError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -225,3 +226,11 @@ def test_lock_roundtrip_and_commit_mismatch(isolated_env: Path, git_source: tupl
     assert LockFile.read(path).main.commit == one
     with pytest.raises(IntegrityError, match=f"revision {two} of .* differs from the commit the lock file pins, {one}"):
         fetch(source, revision=two, lock=path)
+
+
+def test_unreachable_https_url_raises_fetch_error(isolated_env: Path) -> None:
+    port = free_port()
+    with pytest.raises(FetchError, match=f"git could not clone git\\+https://127.0.0.1:{port}/acme/tiny.git: .*") as error:
+        fetch(f"git+https://127.0.0.1:{port}/acme/tiny.git", revision="a" * 40)
+    assert error.value.rule_id == "HG100"
+    assert cache_entries(isolated_env) == []
