@@ -277,6 +277,9 @@ class _AutoModelClass:
             "code_revision": code_revision,
             "trust_remote_code": trust_remote_code,
         }
+        # NOTE: the snapshot is the one the config class's code came from. For a config whose
+        # auto_map points into another repository, that code repository usually has no
+        # config.json, so the remote pipeline cannot find the model class there.
         if reference is not None and snapshot is not None:
             model_class = _choose_class(snapshot, cls.__name__, reference, local, remote_options)
         elif local is not None:
