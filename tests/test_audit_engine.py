@@ -264,3 +264,48 @@ class TestBrokenInput:
         assert finding.policy_key == 'modules.deny["os.system"]'
         assert finding.confidence.label == "high"
         assert finding.message == "use of 'os.system' is denied"
+
+
+# Evasions: each payload reaches a refused capability by a less obvious path.
+THROUGH_TORCH_SYS = "import torch\n\ndef f():\n    return torch.sys.modules\n"
+THROUGH_OS_PATH_OS = "import os\n\ndef f():\n    os.path.os.system('id')\n"
+THROUGH_WARNINGS_SYS = "import warnings\n\ndef f():\n    return warnings.sys.modules\n"
+STAR_FROM_OS = "from os import *\n\ndef f():\n    system('id')\n"
+STAR_FROM_TORCH = "from torch import *\n\ndef f(p):\n    return load(p)\n"
+STAR_SHADOWS_OPEN = "from math import *\n\ndef f(p):\n    return open(p)\n"
+ATTRGETTER_GLOBALS = "import operator\n\ndef f(g):\n    return operator.attrgetter('__globals__')(g)\n"
+FORMAT_STRING_TRAVERSAL = "def f(p):\n    return '{0.__class__.__mro__}'.format(p)\n"
+BUILTINS_DICT = "def f():\n    return __builtins__['open']\n"
+ALIAS_OF_ALIAS = "import torch as t\n\nu = t\n\ndef f():\n    return u.hub.load('a', 'b')\n"
+
+
+class TestEvasions:
+    def test_sys_through_torch(self) -> None:
+        assert findings(THROUGH_TORCH_SYS) == [("HG215", 4, "deny")]
+
+    def test_os_through_os_path(self) -> None:
+        assert findings(THROUGH_OS_PATH_OS) == [("HG213", 4, "deny")]
+
+    def test_sys_through_warnings(self) -> None:
+        assert findings(THROUGH_WARNINGS_SYS) == [("HG215", 4, "deny")]
+
+    def test_star_from_partial_module(self) -> None:
+        assert findings(STAR_FROM_OS) == [("HG213", 4, "deny"), ("HG219", 1, "deny")]
+
+    def test_star_from_torch_resolves_names(self) -> None:
+        assert findings(STAR_FROM_TORCH) == [("HG211", 4, "deny")]
+
+    def test_star_keeps_builtin_check(self) -> None:
+        assert findings(STAR_SHADOWS_OPEN) == [("HG203", 4, "deny")]
+
+    def test_attrgetter_string(self) -> None:
+        assert findings(ATTRGETTER_GLOBALS) == [("HG206", 4, "deny")]
+
+    def test_format_string_traversal(self) -> None:
+        assert findings(FORMAT_STRING_TRAVERSAL) == [("HG206", 2, "deny")]
+
+    def test_builtins_mapping(self) -> None:
+        assert findings(BUILTINS_DICT) == [("HG206", 2, "deny")]
+
+    def test_alias_of_alias(self) -> None:
+        assert findings(ALIAS_OF_ALIAS) == [("HG214", 6, "deny")]

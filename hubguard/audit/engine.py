@@ -47,6 +47,10 @@ _DECODERS = frozenset(
 _NOSEC = re.compile(r"#.*\bnosec\b", re.IGNORECASE)
 _BLOB_ALPHABET = re.compile(r"^[A-Za-z0-9+/=_\-\\x]+$")
 _SNIPPET_LIMIT = 200
+_RANK = {"allow": 0, "warn": 1, "deny": 2}
+_DOTTED_STRING = re.compile(r"[A-Za-z_][\w.]*")
+_FORMAT_FIELD = re.compile(r"\{[^{}]*\}")
+_FORMAT_ATTRIBUTE = re.compile(r"[.\[]\s*(\w+)")
 
 # Prefixes (fnmatch patterns, matched like policy names) that pick a more precise rule id
 # than "import/name not allowed" for a refused dotted name.
@@ -136,8 +140,15 @@ class FileScan:
     parsed: bool
 
 
-def category_rule(dotted: str, default: str) -> str:
-    """Return the most precise rule id for a refused dotted name (``default`` when no category fits)."""
+def category_rule(dotted: str, default: str, rule: Rule | None = None) -> str:
+    """Return the most precise rule id for a refused dotted name (``default`` when no category fits).
+
+    With ``rule``, the name the deciding policy entry names is categorised when it differs
+    (``torch.sys.modules`` is decided by ``sys.modules``).
+    """
+    named = rule.key.partition('["')[2].rstrip('"]') if rule is not None else ""
+    if named and not named.endswith("*") and not dotted.startswith(named):
+        dotted = named
     parts = dotted.split(".")
     for rule_id, patterns in _CATEGORIES:
         for pattern in patterns:
@@ -267,6 +278,8 @@ class _Scanner(ast.NodeVisitor):
         self.if_depth = 0
         self._seen: set[tuple[str, int, int, str]] = set()
         self._chain_handled: set[int] = set()
+        # Modules imported with "from m import *": their names are resolved as m.name.
+        self.star_modules: list[tuple[str, bool]] = []
 
     # findings -------------------------------------------------------------------------------
 
@@ -353,9 +366,35 @@ class _Scanner(ast.NodeVisitor):
         if not isinstance(current, ast.Name):
             return None
         binding = self._lookup(current.id)
+        if binding == "builtin" and self.star_modules:
+            module, guarded = self.star_modules[-1]
+            return ".".join([module, current.id, *reversed(attributes)]), guarded
         if binding == "builtin" or binding is None or binding.target is None:
             return None
         return ".".join([binding.target, *reversed(attributes)]), binding.guarded
+
+    def decide(self, dotted: str, *, guarded: bool = False) -> Rule:
+        """Decide a resolved name, also under the rule of any module it reaches through an attribute.
+
+        ``torch.sys.modules`` and ``os.path.os.system`` reach ``sys`` and ``os`` through
+        attributes of allowed modules; the stricter of the two decisions wins.
+        """
+        rule = self.policy.decide_module(dotted, guarded=guarded)
+        parts = dotted.split(".")
+        # Components inside the prefix a rule named were decided by that rule on purpose
+        # (transformers.utils.logging is hubguard's logging, not the standard library's).
+        matched = rule.key.partition('["')[2].rstrip('"]')
+        first = matched.count(".") + 1 if matched else 1
+        for index in range(first, len(parts)):
+            head = self.policy.decide_module(parts[index], guarded=guarded)
+            if head.key in {"modules.unknown", "modules.unknown_guarded"}:
+                continue
+            if head.verdict == "allow" and not self.policy.is_partial(parts[index]):
+                continue
+            inner = self.policy.decide_module(".".join(parts[index:]), guarded=guarded)
+            if _RANK[inner.verdict] > _RANK[rule.verdict]:
+                rule = inner
+        return rule
 
     def placement(self) -> Placement:
         if self.function_depth:
@@ -448,7 +487,7 @@ class _Scanner(ast.NodeVisitor):
         placement = self.placement()
         guarded = placement != "unguarded"
         for alias in node.names:
-            rule = self.policy.decide_module(alias.name, guarded=guarded)
+            rule = self.decide(alias.name, guarded=guarded)
             self._record_import(node, alias.name, placement, rule)
             if alias.asname:
                 self._bind(alias.asname, _Binding(alias.name, guarded))
@@ -469,12 +508,20 @@ class _Scanner(ast.NodeVisitor):
         module = node.module or ""
         for alias in node.names:
             if alias.name == "*":
-                rule = self.policy.decide_module(module, guarded=guarded)
+                rule = self.decide(module, guarded=guarded)
                 self._record_import(node, module, placement, rule)
                 self.add(node, "HG218", self.policy.decide_construct("star_import"), f"'from {module} import *' hides which names are used")
+                if self.policy.is_partial(module):
+                    self.add(
+                        node,
+                        "HG219",
+                        self.policy.decide_construct("module_value"),
+                        f"'from {module} import *' imports every member of the partly allowed module '{module}'",
+                    )
+                self.star_modules.append((module, guarded))
                 continue
             dotted = f"{module}.{alias.name}"
-            rule = self.policy.decide_module(dotted, guarded=guarded)
+            rule = self.decide(dotted, guarded=guarded)
             # A name with safe call keywords (torch.load) is decided at each call instead.
             self._record_import(node, dotted, placement, rule, report=dotted not in self.policy.safe_keywords)
             self._bind(alias.asname or alias.name, _Binding(dotted, guarded))
@@ -498,6 +545,8 @@ class _Scanner(ast.NodeVisitor):
         binding = self._lookup(node.id)
         if binding == "builtin":
             self._check_builtin_name(node)
+            if self.star_modules and id(node) not in self._chain_handled:
+                self._check_chain(node)
             return
         if binding is not None and binding.target is not None and id(node) not in self._chain_handled:
             if self.policy.is_partial(binding.target):
@@ -542,12 +591,12 @@ class _Scanner(ast.NodeVisitor):
         if resolved is None:
             return
         dotted, guarded = resolved
-        rule = self.policy.decide_module(dotted, guarded=guarded)
+        rule = self.decide(dotted, guarded=guarded)
         if rule.verdict == "allow":
             return
         # The import statement already reported a refusal of the same rule.
         base = self._base_target(node)
-        if base is not None and self.policy.decide_module(base, guarded=guarded).key == rule.key and not self.policy.is_partial(base):
+        if base is not None and self.decide(base, guarded=guarded).key == rule.key and not self.policy.is_partial(base):
             return
         if dotted in self.policy.safe_keywords:
             safe = "(allowed only when called with " + ", ".join(
@@ -556,7 +605,7 @@ class _Scanner(ast.NodeVisitor):
         else:
             safe = ""
         message = f"use of '{dotted}' {_outcome(rule)}"
-        self.add(node, category_rule(dotted, "HG202"), rule, f"{message} {safe}".rstrip())
+        self.add(node, category_rule(dotted, "HG202", rule), rule, f"{message} {safe}".rstrip())
 
     def _base_target(self, node: ast.AST) -> str | None:
         current = node
@@ -610,7 +659,7 @@ class _Scanner(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _check_safe_call(self, node: ast.Call, dotted: str, guarded: bool) -> None:
-        rule = self.policy.decide_module(dotted, guarded=guarded)
+        rule = self.decide(dotted, guarded=guarded)
         required = ", ".join(f"{name}={value!r}" for name, value in self.policy.safe_keywords[dotted].items())
         self.add(node, category_rule(dotted, "HG202"), rule, f"call of '{dotted}' without {required} {_outcome(rule)}")
 
@@ -625,11 +674,8 @@ class _Scanner(ast.NodeVisitor):
                     f"{name}() with a non-literal attribute name can reach any attribute",
                 )
                 return
-            literal = attribute.value
+            literal = attribute.value  # a special attribute name is reported by visit_Constant
             self._mark_chain(node.args[0])  # the object is the base of a resolved chain, not a value
-            rule = self.policy.decide_dunder(literal)
-            if rule.key != "dunders":
-                self.add(node, "HG206", rule, f"{name}(…, '{literal}') {_outcome(rule)}")
             target = self.resolve(node.args[0])
             if target is None:
                 return
@@ -741,6 +787,8 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_Constant(self, node: ast.Constant) -> None:
         value = node.value
+        if isinstance(value, str):
+            self._check_attribute_strings(node, value)
         if isinstance(value, bytes):
             try:
                 value = value.decode("latin-1")
@@ -765,6 +813,19 @@ class _Scanner(ast.NodeVisitor):
                 f"encoded-looking string literal ({len(value):,} characters, {entropy:.1f} bits per character)",
                 confidence=Confidence.MEDIUM,
             )
+
+    def _check_attribute_strings(self, node: ast.Constant, value: str) -> None:
+        """Flag strings that name special attributes: ``attrgetter("__globals__")``, ``"{0.__class__.__mro__}".format``."""
+        names: list[str] = []
+        if len(value) <= 200 and _DOTTED_STRING.fullmatch(value):
+            names.extend(value.split("."))
+        if "{" in value:
+            for field in _FORMAT_FIELD.findall(value):
+                names.extend(_FORMAT_ATTRIBUTE.findall(field))
+        for name in names:
+            rule = self.policy.decide_dunder(name)
+            if rule.key != "dunders":
+                self.add(node, "HG206", rule, f"string names the special attribute '{name}' {_outcome(rule)}")
 
     # module level -------------------------------------------------------------------------------
 
