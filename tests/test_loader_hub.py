@@ -245,3 +245,15 @@ def test_code_revision_takes_code_from_older_commit(hub: tuple[OlahServer, str, 
     assert reference.snapshot.code_paths == CODE_FILES
     for path in CODE_FILES:
         assert reference.snapshot.files[path].git_blob == blob_at(server.repo_folder(REPO), one, path)
+
+
+def test_altered_weights_fail_blob_id_check(
+    hub: tuple[OlahServer, str, str], misreporting_proxy: RewritingProxy, isolated_env: Path
+) -> None:
+    server, _, two = hub
+    misreporting_proxy.replace_body["model.safetensors"] = b"bad" * 512
+    expected = blob_at(server.repo_folder(REPO), two, "model.safetensors")
+    with pytest.raises(IntegrityError, match=f"git blob id of the received bytes is .* lists {expected}") as error:
+        fetch(REPO, revision=two)
+    assert error.value.path == "model.safetensors"
+    assert [entry for entry in cache_entries(isolated_env) if entry.startswith("snapshots/")] == []

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hubguard.errors import FetchError, RepositoryNotFoundError, RevisionNotFoundError
-from hubguard.loader._backend import Backend, CommitMismatchError
+from hubguard.loader._backend import Backend, CommitMismatchError, HashingReader
 from hubguard.loader._files import FetchLimits, RepoFile, check_size
 from hubguard.loader.cache import ContentCache, StoredBlob
 from hubguard.loader.revisions import pin_revision
@@ -203,15 +203,12 @@ class HubBackend(Backend):
         self, repo_file: RepoFile, pinned: PinnedRevision, cache: ContentCache, limits: FetchLimits
     ) -> tuple[StoredBlob, str | None]:
         local = self._download(repo_file, pinned)
-        check_size(repo_file.path, local.stat().st_size, weights=True, limits=limits)
+        size = local.stat().st_size
+        check_size(repo_file.path, size, weights=True, limits=limits)
         with open(local, "rb") as handle:
-            stored = cache.put_stream(handle)
-        git_blob = None
-        if repo_file.git_blob is not None:
-            from hubguard.loader.integrity import git_blob_id
-
-            git_blob = git_blob_id(local.read_bytes())
-        return stored, git_blob
+            reader = HashingReader(handle, declared_size=size, limit=limits.max_weight_size)
+            stored = cache.put_stream(reader)  # type: ignore[arg-type]  # HashingReader has read()
+        return stored, reader.git_blob_id()
 
     def _download(self, repo_file: RepoFile, pinned: PinnedRevision) -> Path:
         """Download one file at the pinned commit after checking the commit the server reports for it."""
