@@ -270,17 +270,16 @@ class _AutoModelClass:
         """
         local = cls._lookup(type(config))
         reference = _auto_map_entry(config.auto_map, cls.__name__)
-        snapshot = vars(type(config)).get("__hubguard_snapshot__")
+        # The snapshot whose config.json the config was read from names the model class.
+        snapshot = getattr(config, "_hubguard_snapshot", None)
         remote_options = {
             "policy": policy,
             "lock": lock,
             "code_revision": code_revision,
             "trust_remote_code": trust_remote_code,
         }
-        # NOTE: the snapshot is the one the config class's code came from. For a config whose
-        # auto_map points into another repository, that code repository usually has no
-        # config.json, so the remote pipeline cannot find the model class there.
         if reference is not None and snapshot is not None:
+            remote_options = _with_config_pin(config, reference, remote_options)
             model_class = _choose_class(snapshot, cls.__name__, reference, local, remote_options)
         elif local is not None:
             model_class = local
@@ -367,6 +366,7 @@ class _AutoModelClass:
 
         reference = _auto_map_entry(config.auto_map, cls.__name__)
         local = cls._lookup(type(config))
+        remote_options = _with_config_pin(config, reference, remote_options)
         model_class = _choose_class(snapshot, cls.__name__, reference, local, remote_options)
         if model_class is None:
             raise _unknown_model_error(cls.__name__, config)
@@ -445,6 +445,14 @@ def _code_revision(snapshot: Snapshot, reference: str | None, remote_options: di
         return None
     pin = revisions.get(reference.partition("--")[0])
     return pin if isinstance(pin, str) else None
+
+
+def _with_config_pin(config: PretrainedConfig, reference: str | None, remote_options: dict[str, Any]) -> dict[str, Any]:
+    """Take the code commit the config's own class came from, so config and model code match."""
+    if remote_options["code_revision"] is not None or reference is None or "--" not in reference:
+        return remote_options
+    pin = config._hubguard_code_revisions.get(reference.partition("--")[0])
+    return {**remote_options, "code_revision": pin} if pin is not None else remote_options
 
 
 def _not_trusted_error(snapshot: Snapshot, auto_class_name: str, reference: str) -> RemoteCodeNotTrustedError:

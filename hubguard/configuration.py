@@ -296,6 +296,8 @@ class PretrainedConfig:
         result = cls.from_dict(snapshot.config(), return_unused_kwargs=return_unused_kwargs, **overrides)
         config = result[0] if isinstance(result, tuple) else result
         config.name_or_path = snapshot.source.display()
+        # Kept so AutoModel.from_config can resolve auto_map against the same verified files.
+        config._hubguard_snapshot = snapshot
         return result
 
     # --- Auto classes and publishing ----------------------------------------------------

@@ -335,3 +335,12 @@ def test_cross_repo_config_records_pin(cross_repo, fake_remote):
     config = AutoConfig.from_pretrained(cross_repo, trust_remote_code=True, code_revision=CODE_COMMIT)
     assert config._hubguard_code_revisions == {"acme/tiny-code": CODE_COMMIT}
     assert config.auto_map == CROSS_AUTO_MAP
+
+
+def test_cross_repo_from_config_uses_weights_repo(cross_repo, fake_remote):
+    """from_config of a cross-repository config finds the model class through the repo it was read from."""
+    config = AutoConfig.from_pretrained(cross_repo, trust_remote_code=True, code_revision=CODE_COMMIT)
+    model = AutoModel.from_config(config, trust_remote_code=True)
+    assert model([1, 2]) == [11, 12]
+    assert [call[:2] for call in fake_remote.calls] == [(str(cross_repo), "AutoConfig"), (str(cross_repo), "AutoModel")]
+    assert fake_remote.calls[1][2]["code_revision"] == CODE_COMMIT
