@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -9,9 +10,10 @@ from pathlib import Path
 import pytest
 
 import hubguard
-from hubguard.audit import audit, audit_snapshots, snapshot_of_paths
+from hubguard.audit import audit, audit_snapshots, render, snapshot_of_paths
 from hubguard.audit.policy import load_policy
 from hubguard.errors import PolicyViolation
+from hubguard.loader.snapshot import PinnedRevision, Snapshot, SnapshotFile, SourceRef
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "custom_resnet"
@@ -343,3 +345,50 @@ class TestScanPaths:
     def test_example_package_registers(self) -> None:
         report = audit_snapshots(snapshot_of_paths([EXAMPLE]), load_policy("default"))
         assert sorted({(f.path, f.rule_id) for f in report.blocking_findings()}) == [("__init__.py", "HG216")]
+
+
+class TestBrokenFiles:
+    """Files that cannot be audited give blocking findings in every format, never a crash."""
+
+    def snapshot(self, files: dict[str, bytes]):
+        entries = {
+            path: SnapshotFile(path, len(data), hashlib.sha256(data).hexdigest(), "code") for path, data in files.items()
+        }
+        return Snapshot(
+            source=SourceRef("local", "/repo"),
+            revision=PinnedRevision(None, "sha256:" + "0" * 64),
+            files=entries,
+            contents=files,
+            code_paths=tuple(sorted(files)),
+        )
+
+    def audit_files(self, files: dict[str, bytes]):
+        return audit_snapshots([self.snapshot(files)], load_policy("default"))
+
+    def test_bad_encoding(self) -> None:
+        report = self.audit_files({"modeling_x.py": b"# coding: latin-1\nX = '\xe9'\n"})
+        assert [(f.rule_id, f.path, f.verdict) for f in report.findings] == [("HG232", "modeling_x.py", "deny")]
+
+    def test_invalid_utf8(self) -> None:
+        report = self.audit_files({"modeling_x.py": b"X = 1\nY = '\xff'\n"})
+        assert [(f.rule_id, f.line) for f in report.findings] == [("HG232", 2)]
+
+    def test_syntax_error(self) -> None:
+        report = self.audit_files({"modeling_x.py": b"class X(:\n    pass\n"})
+        assert [(f.rule_id, f.line, f.severity.label) for f in report.findings] == [("HG230", 1, "high")]
+        assert report.verdict == "deny"
+
+    def test_twenty_megabytes(self) -> None:
+        report = self.audit_files({"modeling_x.py": b"x = 1\n" * 3_500_000})
+        assert [(f.rule_id, f.policy_key) for f in report.findings] == [("HG231", "audit.max_file_bytes")]
+
+    def test_deep_nesting(self) -> None:
+        report = self.audit_files({"modeling_x.py": b"x = " + b"-" * 20_000 + b"1\n"})
+        assert [f.rule_id for f in report.findings] == ["HG231"]
+
+    @pytest.mark.parametrize("name", ["text", "json", "sarif", "markdown"])
+    def test_every_format_renders(self, name: str) -> None:
+        report = self.audit_files({"modeling_x.py": b"def f(:\n", "helpers.py": b"X = '\xff'\n"})
+        text = render(report, name)
+        assert "HG230" in text
+        assert "HG232" in text

@@ -90,10 +90,9 @@ def snapshot_of_paths(paths: Sequence[Path]) -> list[Snapshot]:
     """Build snapshots for local folders and ``.py`` files, covering every ``.py`` file named.
 
     Used by ``hubguard scan``: code under development is scanned whole, not only the
-    ``auto_map`` closure. Each folder is one snapshot (weight files included); files are
-    grouped by their folder into one snapshot each, with their ``.py`` siblings as
-    contents so relative imports resolve, and only the named files and their closure
-    scanned.
+    ``auto_map`` closure. Each folder is one snapshot, weight files included. Files are
+    grouped into one snapshot per folder. Their ``.py`` siblings are included so that
+    relative imports resolve, but only the named files and their closure are scanned.
 
     Raises:
         FetchError: a path does not exist or holds unsafe content.

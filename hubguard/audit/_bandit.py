@@ -2,7 +2,7 @@
 
 bandit is driven through its node visitor on the bytes hubguard already verified, never on a
 path it would read again. Its findings keep their ``B…`` ids and join hubguard's list with
-``source = "bandit"``; the policy's ``[bandit]`` section decides which ids are skipped,
+``source = "bandit"``. The policy's ``[bandit]`` section decides which ids are skipped,
 which only warn, and which deny.
 """
 
@@ -58,8 +58,8 @@ def _load_runtime() -> _BanditRuntime:
 def run_bandit(text: str, path: str, policy: Policy) -> list[Finding]:
     """Return bandit's findings for one file's text, filtered and decided by ``policy.bandit``.
 
-    The caller has already parsed ``text`` within the policy's bounds; a bandit crash on a
-    file is logged and gives no findings (the file's own parse finding already blocks).
+    The caller has already parsed ``text`` within the policy's bounds. If bandit still fails
+    on a file, the failure is logged and the file gets no bandit findings.
     """
     settings = policy.bandit
     if not settings.enabled:
@@ -69,8 +69,8 @@ def run_bandit(text: str, path: str, policy: Policy) -> list[Finding]:
     runtime = _load_runtime()
     data = text.encode("utf-8")
     with _lock:  # bandit keeps per-run state on shared plugin objects
-        # bandit derives a module name by looking for __init__.py files along the path; a
-        # root that does not exist keeps it from touching the working directory.
+        # bandit derives a module name from __init__.py files along the path, so a root that
+        # does not exist keeps it from reading the working directory.
         visitor = node_visitor.BanditNodeVisitor(
             f"/hubguard-snapshot/{path}", io.BytesIO(data), runtime.metaast, runtime.testset, False, {}, metrics.Metrics()
         )

@@ -1,7 +1,7 @@
 """Cache of per-file scan results, keyed on what decides them.
 
 The key is the sha256 of the file's path and content hash, the policy's sha256, and the
-hubguard and bandit versions; any change to one of them misses. Results live in memory for
+hubguard and bandit versions, so a change to any of them misses. Results live in memory for
 the process and as JSON files under ``<cache root>/audit/`` (``$HUBGUARD_CACHE``, else
 ``~/.cache/hubguard``), written to a temporary file and renamed, so a reader never sees a
 half-written entry. A corrupt entry is ignored and rewritten.

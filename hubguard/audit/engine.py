@@ -4,9 +4,9 @@ The pass resolves names through the file's scopes before it matches them against
 policy: ``import torch as t; t.hub.load(...)`` is ``torch.hub.load``, ``from torch import
 load as l; l(p)`` is ``torch.load``, and ``getattr(os, "system")`` is ``os.system``. A local
 binding shadows a builtin or an import only in the scope that binds it. Every import is
-recorded with where it sits (unguarded, guarded by ``try``, conditional under ``if``, or
-lazy inside a function); where it sits changes the dependency report, never the policy
-decision for a name that a rule covers.
+recorded with where it sits: unguarded, guarded by ``try``, conditional under ``if``, or
+lazy inside a function. Where it sits changes the dependency report. It never changes the
+policy decision for a name that a rule covers.
 
 Nothing here imports or runs the audited code.
 """
@@ -198,9 +198,6 @@ def _is_dunder(name: str) -> bool:
 
 
 # --- scopes ---------------------------------------------------------------------------------
-
-
-_SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
 def _bound_names(scope_node: ast.AST) -> set[str]:
@@ -723,9 +720,6 @@ class _Scanner(ast.NodeVisitor):
             elif isinstance(current, ast.BinOp):
                 stack.extend((current.left, current.right))
         return count
-
-    def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
-        self.generic_visit(node)
 
     def _check_join_of_chr(self, node: ast.Call) -> bool:
         if not (isinstance(node.func, ast.Attribute) and node.func.attr == "join" and node.args):

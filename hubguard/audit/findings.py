@@ -13,7 +13,7 @@ from typing import Literal
 
 
 class Severity(enum.IntEnum):
-    """How bad a finding is; ordered, so ``severity >= Severity.HIGH`` works."""
+    """Severity of a finding, ordered so that ``severity >= Severity.HIGH`` works."""
 
     INFO = 0
     LOW = 1
@@ -40,7 +40,7 @@ class Severity(enum.IntEnum):
 
 
 class Confidence(enum.IntEnum):
-    """How sure the rule is that the finding is real."""
+    """Confidence of a rule that its finding is real."""
 
     LOW = 1
     MEDIUM = 2

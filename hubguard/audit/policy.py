@@ -3,7 +3,7 @@
 A policy is a TOML file (schema version 1, documented in ``docs/policy.md``; the JSON
 Schema is ``policies/schema.json``). Module rules match *resolved dotted names*: every
 imported module, every ``module.name`` imported with ``from``, and every attribute chain
-rooted at an import. The longest matching prefix decides; at equal length an exact name
+rooted at an import. The longest matching prefix decides. At equal length an exact name
 beats an ``fnmatch`` pattern, and ``deny`` beats ``warn`` beats ``allow``. Names listed
 in ``modules.partial`` may be imported while each member is decided by its own rule
 (``import os`` passes, ``os.path.join`` is allowed, ``os.system`` is not).
@@ -354,7 +354,12 @@ class Policy:
         required = self.safe_keywords.get(dotted)
         if not required:
             return False
-        return all(name in keywords and keywords[name] is not _NOT_LITERAL and keywords[name] == value and type(keywords[name]) is type(value) for name, value in required.items())
+        for name, value in required.items():
+            passed = keywords.get(name, _NOT_LITERAL)
+            # The type check keeps weights_only=1 from passing for weights_only=True.
+            if passed is _NOT_LITERAL or type(passed) is not type(value) or passed != value:
+                return False
+        return True
 
 
 class _NotLiteral:

@@ -1,6 +1,6 @@
 """The audit report: one verdict with every finding, import, dependency and weight file behind it.
 
-The JSON form (``to_dict``) is versioned by ``REPORT_SCHEMA_VERSION``; every list in it is
+The JSON form (``to_dict``) is versioned by ``REPORT_SCHEMA_VERSION``. Every list in it is
 sorted, so two audits of the same bytes with the same policy render the same text apart
 from ``created_at`` and ``stage_seconds``.
 """

@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -33,7 +32,6 @@ DTYPE_SIZES = {
     "U64": 8, "I64": 8, "F64": 8, "C64": 8,
 }  # fmt: skip
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".npy", ".npz")
-_KNOWN_SAFE_FORMATS = (".safetensors",)
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,7 @@ def check_safetensors_header(handle: IO[bytes], size: int, *, max_header_bytes: 
     """Validate a safetensors header read from ``handle`` and return the number of tensors.
 
     Raises:
-        ValueError: the header is malformed or out of bounds; the message says which part.
+        ValueError: the header is malformed or out of bounds; the message names the part.
     """
     prefix = handle.read(8)
     if len(prefix) < 8:
@@ -215,12 +213,6 @@ def _scan_one(snapshot: Snapshot, entry: SnapshotFile, policy: Policy) -> tuple[
         return weight, problems
     finding = _finding(path, "HG243", f"weight format '{kind}' cannot be checked without loading it", verdict="warn", key="weights", severity=Severity.MEDIUM)
     return WeightFile(path, kind, entry.size, entry.sha256), [finding]
-
-
-def iter_weight_paths(snapshot: Snapshot) -> Iterator[str]:
-    """Yield the weight file paths of a snapshot, sorted."""
-    for entry in snapshot.weight_files():
-        yield entry.path
 
 
 __all__ = ["DTYPE_SIZES", "WeightFile", "check_safetensors_header", "scan_weights", "weight_format"]

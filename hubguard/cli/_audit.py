@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def emit_report(report: Any, args: argparse.Namespace) -> int:
-    """Apply ``--fail-on``, write the report where ``--output`` says, and return the exit code."""
+    """Apply ``--fail-on``, write the report to ``--output`` (or standard output), and return the exit code."""
     from hubguard.audit import render
     from hubguard.audit.findings import Severity
 
