@@ -257,3 +257,5 @@ def test_altered_weights_fail_blob_id_check(
         fetch(REPO, revision=two)
     assert error.value.path == "model.safetensors"
     assert [entry for entry in cache_entries(isolated_env) if entry.startswith("snapshots/")] == []
+    assert sha256_hex(b"bad" * 512) not in [Path(entry).name for entry in cache_entries(isolated_env)]
+    assert list((isolated_env / "tmp").iterdir()) == []

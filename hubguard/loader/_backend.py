@@ -52,7 +52,10 @@ class Backend:
     def store_large(
         self, repo_file: RepoFile, pinned: PinnedRevision, cache: ContentCache, limits: FetchLimits
     ) -> tuple[StoredBlob, str | None]:
-        """Copy a large file into the cache; return the blob and its git blob id if it was computed."""
+        """Stage a large file in the cache; return the blob and its git blob id if it was computed.
+
+        The pipeline installs the staged blob once its checks pass, and discards it otherwise.
+        """
         raise NotImplementedError
 
     def hash_unfetched(self, repo_file: RepoFile) -> str:

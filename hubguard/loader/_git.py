@@ -208,7 +208,7 @@ class GitBackend(Backend):
                     path=repo_file.path,
                     hint="fetch the repository from the Hub, or commit the weights without LFS",
                 )
-            return cache.put_bytes(data), git_blob_id(data)
+            return cache.stage_bytes(data), git_blob_id(data)
         command = _git_command(self._repo(), "cat-file", "blob", str(repo_file.git_blob))
         environment = dict(os.environ) | _GIT_ENVIRONMENT
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=environment) as process:
@@ -217,7 +217,7 @@ class GitBackend(Backend):
                 raise FetchError("git produced no output stream", rule_id="HG100", path=repo_file.path)
             reader = HashingReader(stream, declared_size=repo_file.size, limit=limits.max_weight_size)
             try:
-                stored = cache.put_stream(reader)  # type: ignore[arg-type]  # HashingReader has read()
+                stored = cache.stage_stream(reader)  # type: ignore[arg-type]  # HashingReader has read()
             except OverflowError:
                 process.kill()
                 check_size(repo_file.path, reader.size, weights=True, limits=limits)

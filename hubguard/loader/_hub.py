@@ -207,7 +207,7 @@ class HubBackend(Backend):
         check_size(repo_file.path, size, weights=True, limits=limits)
         with open(local, "rb") as handle:
             reader = HashingReader(handle, declared_size=size, limit=limits.max_weight_size)
-            stored = cache.put_stream(reader)  # type: ignore[arg-type]  # HashingReader has read()
+            stored = cache.stage_stream(reader)  # type: ignore[arg-type]  # HashingReader has read()
         return stored, reader.git_blob_id()
 
     def _download(self, repo_file: RepoFile, pinned: PinnedRevision) -> Path:

@@ -179,7 +179,7 @@ class LocalFolderBackend(Backend):
         stored = cache.find_blob(sha256, size)
         if stored is None:
             with open(full, "rb") as handle:
-                stored = cache.put_stream(handle)
+                stored = cache.stage_stream(handle)
         return stored, None
 
     def hash_unfetched(self, repo_file: RepoFile) -> str:

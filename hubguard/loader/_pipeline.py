@@ -31,7 +31,7 @@ from hubguard.errors import FetchError, IntegrityError, RepositoryNotFoundError
 from hubguard.loader._backend import Backend, CommitMismatchError
 from hubguard.loader._files import FetchLimits, RepoFile, check_listing, check_size
 from hubguard.loader._local import LocalFolderBackend, content_id, git_toplevel
-from hubguard.loader.cache import ContentCache
+from hubguard.loader.cache import ContentCache, StoredBlob
 from hubguard.loader.closure import code_closure
 from hubguard.loader.integrity import LockEntry, check_against_lock, check_git_blob, check_sha256
 from hubguard.loader.revisions import is_content_id, is_full_commit
@@ -290,6 +290,18 @@ class _VerifyingReader:
             git_blob = repo_file.git_blob if stored is not None else None
         if stored is None:
             stored, git_blob = self.backend.store_large(repo_file, self.pinned, self.request.cache, limits)
+        try:
+            self._check_weights(repo_file, stored, git_blob)
+        except BaseException:
+            self.request.cache.discard(stored)
+            raise
+        stored = self.request.cache.install(stored)
+        logger.debug("verified %s (%d bytes)", repo_file.path, stored.size)
+        return stored.path, stored.size, stored.sha256
+
+    def _check_weights(self, repo_file: RepoFile, stored: StoredBlob, git_blob: str | None) -> None:
+        """Check a weight file's size, lock entry, LFS sha256 and git blob id before it is installed."""
+        limits = self.request.limits
         check_size(repo_file.path, stored.size, weights=True, limits=limits)
         self._check_lock(repo_file.path, stored.size, stored.sha256)
         if repo_file.lfs_sha256 is not None:
@@ -308,8 +320,6 @@ class _VerifyingReader:
                 path=repo_file.path,
                 hint="the download was cut short or altered; fetch again",
             )
-        logger.debug("verified %s (%d bytes)", repo_file.path, stored.size)
-        return stored.path, stored.size, stored.sha256
 
 
 def _check_ids(repo_file: RepoFile, data: bytes, *, source: str) -> None:

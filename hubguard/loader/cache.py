@@ -44,11 +44,16 @@ def default_cache_root() -> Path:
 
 @dataclass(frozen=True)
 class StoredBlob:
-    """A blob in the cache: its path, size in bytes and sha256."""
+    """A blob in the cache: its path, size in bytes and sha256.
+
+    A staged blob (``staged=True``) is still a temporary file under ``tmp/``: its bytes are
+    hashed but not yet checked by the caller, who either installs or discards it.
+    """
 
     path: Path
     size: int
     sha256: str
+    staged: bool = False
 
 
 class ContentCache:
@@ -79,17 +84,17 @@ class ContentCache:
         An existing blob of that name is replaced, because it may be the damaged copy
         that made the caller fetch the bytes again.
         """
-        sha256 = hashlib.sha256(data).hexdigest()
-        with self._temporary_file() as (handle, temporary):
-            handle.write(data)
-            handle.flush()
-            return self._install(temporary, sha256, len(data))
+        return self.install(self.stage_bytes(data))
 
     def put_stream(self, reader: IO[bytes]) -> StoredBlob:
         """Copy a binary stream into the cache while hashing it, and return the stored blob.
 
         An existing blob of that name is replaced, as in :meth:`put_bytes`.
         """
+        return self.install(self.stage_stream(reader))
+
+    def stage_stream(self, reader: IO[bytes]) -> StoredBlob:
+        """Copy a binary stream to a temporary file while hashing it; install or discard the result."""
         digest = hashlib.sha256()
         size = 0
         with self._temporary_file() as (handle, temporary):
@@ -97,8 +102,24 @@ class ContentCache:
                 digest.update(chunk)
                 handle.write(chunk)
                 size += len(chunk)
-            handle.flush()
-            return self._install(temporary, digest.hexdigest(), size)
+        return StoredBlob(path=temporary, size=size, sha256=digest.hexdigest(), staged=True)
+
+    def stage_bytes(self, data: bytes) -> StoredBlob:
+        """Write ``data`` to a temporary file; install or discard the result."""
+        with self._temporary_file() as (handle, temporary):
+            handle.write(data)
+        return StoredBlob(path=temporary, size=len(data), sha256=hashlib.sha256(data).hexdigest(), staged=True)
+
+    def install(self, blob: StoredBlob) -> StoredBlob:
+        """Move a staged blob under its sha256 name; a blob already installed is returned as is."""
+        if not blob.staged:
+            return blob
+        return self._install(blob.path, blob.sha256, blob.size)
+
+    def discard(self, blob: StoredBlob) -> None:
+        """Remove a staged blob's temporary file; installed blobs are left alone."""
+        if blob.staged:
+            blob.path.unlink(missing_ok=True)
 
     def read_verified(self, sha256: str, size: int) -> bytes | None:
         """Return a cached blob's bytes after re-hashing them, or ``None`` if absent or damaged."""
