@@ -12,8 +12,9 @@ Steps, each tagged below:
 5. verify and build: check the lock file, compute a plain folder's content id, then
    store the verified bytes and manifest in the cache and build the :class:`Snapshot`.
 
-Nothing is written to the cache before step 5 except weight blobs, which are named by
-the sha256 of their own bytes and so are never half-written or mislabelled.
+Nothing is written to the cache before step 4. Weight files are staged under the
+cache's ``tmp/`` folder and moved under their sha256 name only after their own checks
+pass; code, config and the manifest are stored in step 5, after every check.
 """
 
 from __future__ import annotations
