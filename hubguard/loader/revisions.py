@@ -83,8 +83,8 @@ def unpinned_error(requested: str | None, resolved: str | None, *, source: str) 
         requested=requested,
         resolved=resolved,
         rule_id="HG101",
-        hint=f'pin the commit with revision="{resolved}" or --revision {resolved}, '
-        "or allow floating revisions in the policy",
+        hint="review that commit before pinning it; to follow the name instead, allow floating revisions "
+        "(allow_floating=True, or a policy that allows them) and the resolved commit is recorded",
     )
 
 
