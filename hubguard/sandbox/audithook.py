@@ -26,12 +26,14 @@ library stores and calls later when no sandboxed frame is on the stack.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import site
 import sys
 import sysconfig
 import threading
 import types
+from collections.abc import Iterator
 from typing import Any
 
 from hubguard.errors import SandboxImportViolation, SandboxViolation
@@ -72,8 +74,13 @@ _REFUSED_PREFIXES: tuple[tuple[str, str, str], ...] = (
     ("imaplib.", "HG309", "network"), ("nntplib.", "HG309", "network"), ("telnetlib.", "HG309", "network"),
     ("sqlite3.", "HG307", "file write"), ("os.exec", "HG310", "process"), ("os.spawn", "HG310", "process"),
 )
-# Events decided by what caused them.
-_ORIGIN_EVENTS = frozenset({"compile", "exec", "marshal.loads", "marshal.load", "import", "code.__new__", "function.__new__", "object.__getattr__", "object.__setattr__", "object.__delattr__"})
+# Events decided by the frame that caused them.
+_CALLER_EVENTS = frozenset({"import", "code.__new__", "function.__new__", "object.__getattr__", "object.__setattr__", "object.__delattr__"})
+# Events refused when sandboxed code, not a library's own import or code generation, runs them.
+_CODE_EVENTS = frozenset({"compile", "exec", "marshal.loads", "marshal.load"})
+_ORIGIN_EVENTS = _CALLER_EVENTS | _CODE_EVENTS
+# Library functions that set attributes by name on the class or function they are given.
+_TYPE_WRITERS = frozenset({"functools", "dataclasses", "copy", "operator"})
 _PATH_EVENTS = frozenset({"open", "os.listdir", "os.scandir", "glob.glob", "os.walk"})
 
 # Libraries whose code generation runs only their own templates.
@@ -125,13 +132,27 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
                 break
         else:
             return
-    if getattr(_state, "busy", False):
+    if getattr(_state, "busy", False) or getattr(_state, "library_imports", 0):
         return
     _state.busy = True
     try:
         _decide(event, args, refused)
     finally:
         _state.busy = False
+
+
+@contextlib.contextmanager
+def library_import() -> Iterator[None]:
+    """Mark an import the import guard allowed: the library's own module code runs unhindered.
+
+    Loading native libraries, reading its files and generating code at import time is
+    the library's behaviour, not the sandboxed caller's; the guard decided the import.
+    """
+    _state.library_imports = getattr(_state, "library_imports", 0) + 1
+    try:
+        yield
+    finally:
+        _state.library_imports -= 1
 
 
 def _sandbox_context(frame: types.FrameType | None) -> Any:
@@ -172,38 +193,58 @@ def _origin(frame: types.FrameType | None) -> tuple[str, bool]:
     return origin or "", through_import
 
 
+def _first_caller(frame: types.FrameType | None) -> types.FrameType | None:
+    """Return the innermost frame that is not import machinery."""
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if not (frame.f_code.co_filename.startswith("<frozen importlib") or (isinstance(name, str) and name.startswith("importlib"))):
+            return frame
+        frame = frame.f_back
+    return None
+
+
 def _decide(event: str, args: tuple[Any, ...], refused: tuple[str, str] | None) -> None:
     try:
         caller = sys._getframe(2)
     except ValueError:  # the event came from C with no Python frame on the stack
         return
+    if event in _CALLER_EVENTS:
+        # Only sandboxed code calling the interpreter directly causes these; a library's
+        # own attribute reads, imports and type changes are the library's business.
+        first = _first_caller(caller)
+        if first is None:
+            return
+        context = first.f_globals.get(CONTEXT_KEY)
+        if context is None:
+            name = first.f_globals.get("__name__", "")
+            if event in ("object.__setattr__", "object.__delattr__") and isinstance(name, str) and name.split(".")[0] in _TYPE_WRITERS:
+                context = _sandbox_context(first)
+                if context is not None and not _origin(first)[1]:
+                    _decide_type_write(context, event, args)
+            return
+        if event == "import":
+            raise _refuse(context, "HG301", "import", f"import of {args[0]!r} outside the import guard refused", event, SandboxImportViolation)
+        if event in ("object.__setattr__", "object.__delattr__"):
+            _decide_type_write(context, event, args)
+            return
+        raise _refuse(context, "HG312", "interpreter internals", f"{event} {args[1] if len(args) > 1 else ''} refused", event)
+
     context = _sandbox_context(caller)
     if context is None:
         return
     origin, through_import = _origin(caller)
     if through_import:
-        # An allowed library's module code runs at its import (after the import guard
-        # decided); loading native libraries or .pyc files there is the library's own.
+        # A library's module code runs at its import (lazily, from inside a library call);
+        # loading native libraries or .pyc files there is the library's own behaviour.
         return
     if refused is not None:
         raise _refuse(context, refused[0], refused[1], f"{event} refused while sandboxed code runs", event)
     if event in _PATH_EVENTS:
         _decide_path(context, event, args)
         return
-    if event in ("compile", "exec", "marshal.loads", "marshal.load"):
-        if origin == "hubguard" or origin.split(".")[0] in _CODEGEN_MODULES:
-            return
-        raise _refuse(context, "HG312", "code generation", f"{event} of new code refused (caused by {origin or 'unknown code'})", event)
-    if origin != "sandbox":
-        if event in ("object.__setattr__", "object.__delattr__") and origin.split(".")[0] in ("functools", "dataclasses", "copy", "operator"):
-            _decide_type_write(context, event, args)
+    if origin == "hubguard" or origin.split(".")[0] in _CODEGEN_MODULES:
         return
-    if event == "import":
-        raise _refuse(context, "HG301", "import", f"import of {args[0]!r} outside the import guard refused", event, SandboxImportViolation)
-    if event in ("object.__setattr__", "object.__delattr__"):
-        _decide_type_write(context, event, args)
-        return
-    raise _refuse(context, "HG312", "interpreter internals", f"{event} {args[1] if len(args) > 1 else ''} refused", event)
+    raise _refuse(context, "HG312", "code generation", f"{event} of new code refused (caused by {origin or 'unknown code'})", event)
 
 
 def _decide_type_write(context: Any, event: str, args: tuple[Any, ...]) -> None:
@@ -246,4 +287,4 @@ def _refuse(
     )
 
 
-__all__ = ["install", "track"]
+__all__ = ["install", "library_import", "track"]

@@ -839,7 +839,10 @@ class Guards:
             from hubguard.compat import transformers as compat
 
             return compat.resolve(name)
-        return builtins.__import__(name, None, None, fromlist, 0)
+        from hubguard.sandbox import audithook
+
+        with audithook.library_import():
+            return builtins.__import__(name, None, None, fromlist, 0)
 
 
 class _GuardedFormatter(string.Formatter):
