@@ -309,3 +309,73 @@ class TestEvasions:
 
     def test_alias_of_alias(self) -> None:
         assert findings(ALIAS_OF_ALIAS) == [("HG214", 6, "deny")]
+
+
+FORMATTER_GET_FIELD = "import string\n\ndef run():\n    return string.Formatter().get_field('0.__globals__', [run], {})\n"
+FORWARD_REF_EVAL = "import typing\n\ndef run():\n    return typing.ForwardRef(\"__import__('os').system('id')\")\n"
+TORCH_SAVE_WRITES = "import torch\n\ndef run(t):\n    torch.save(t, '/tmp/x')\n"
+NUMPY_SAVE_BY_GETATTR = "import numpy\n\ndef run():\n    getattr(numpy, 'save')('/tmp/x', numpy.zeros(1))\n"
+PATHLIB_WRITE = "import pathlib\n\ndef run():\n    pathlib.Path('/tmp/x').write_text('x')\n"
+TIMM_BUILDER_DOWNLOAD = "import timm.models._builder as builder\n\ndef run():\n    builder.load_state_dict_from_url('http://127.0.0.1:9/w')\n"
+TORCH_THROUGH_TIMM = "import timm.models._builder as builder\n\ndef run(p):\n    return builder.torch.load(p)\n"
+UPDATE_WRAPPER_PATCH = "import functools\nimport torch\n\ndef run(g):\n    functools.update_wrapper(torch.nn.Module, g)\n"
+DATACLASS_ON_FOREIGN = "import dataclasses\nimport torch\n\ndef run():\n    dataclasses.dataclass(torch.nn.Linear)\n"
+OBJECT_SETATTR = "import torch\n\ndef run():\n    setter = getattr(object, '__setattr__')\n    setter(torch, 'load', print)\n"
+OBJECT_SETATTR_CALL = "import torch\n\ndef run():\n    object.__setattr__(torch, 'load', print)\n"
+ENVIRONMENT_WRITE = "import os\n\ndef run():\n    os.environ['X'] = '1'\n"
+MATCH_GLOBALS = "def run(value):\n    match value:\n        case object(__globals__=found):\n            return found\n"
+
+
+class TestMoreEvasions:
+    def test_formatter_get_field(self) -> None:
+        assert findings(FORMATTER_GET_FIELD) == [("HG206", 4, "deny"), ("HG215", 4, "deny")]
+
+    def test_forward_ref(self) -> None:
+        assert findings(FORWARD_REF_EVAL) == [("HG206", 4, "deny"), ("HG215", 4, "deny")]
+
+    def test_torch_save(self) -> None:
+        assert findings(TORCH_SAVE_WRITES) == [("HG202", 4, "deny")]
+
+    def test_numpy_save_by_getattr(self) -> None:
+        assert findings(NUMPY_SAVE_BY_GETATTR) == [("HG202", 4, "deny")]
+
+    def test_pathlib_path(self) -> None:
+        assert findings(PATHLIB_WRITE) == [("HG202", 4, "deny")]
+
+    def test_pure_path_allowed(self) -> None:
+        assert findings("import pathlib\n\ndef run(p):\n    return pathlib.PurePosixPath(p).name\n") == []
+
+    def test_timm_download(self) -> None:
+        assert findings(TIMM_BUILDER_DOWNLOAD) == [("HG202", 4, "deny")]
+
+    def test_torch_reached_through_timm(self) -> None:
+        assert findings(TORCH_THROUGH_TIMM) == [("HG211", 4, "deny")]
+
+    def test_update_wrapper_on_import(self) -> None:
+        assert findings(UPDATE_WRAPPER_PATCH) == [("HG207", 5, "deny")]
+
+    def test_wraps_on_local_function_allowed(self) -> None:
+        code = "import functools\n\ndef deco(f):\n    @functools.wraps(f)\n    def inner(*a):\n        return f(*a)\n    return inner\n"
+        assert findings(code) == []
+
+    def test_dataclass_on_foreign_class(self) -> None:
+        assert findings(DATACLASS_ON_FOREIGN) == [("HG207", 5, "deny")]
+
+    def test_object_setattr_by_getattr(self) -> None:
+        assert findings(OBJECT_SETATTR) == [("HG207", 4, "deny")]
+
+    def test_object_setattr_call(self) -> None:
+        assert findings(OBJECT_SETATTR_CALL) == [("HG206", 4, "warn"), ("HG207", 4, "deny")]
+
+    def test_super_setattr_allowed(self) -> None:
+        code = "class A:\n    def __setattr__(self, name, value):\n        super().__setattr__(name, value)\n"
+        assert findings(code) == [("HG206", 3, "warn")]
+
+    def test_environment_write(self) -> None:
+        assert findings(ENVIRONMENT_WRITE) == [("HG202", 4, "warn"), ("HG207", 4, "deny")]
+
+    def test_match_class_dunder(self) -> None:
+        assert findings(MATCH_GLOBALS) == [("HG206", 3, "deny")]
+
+    def test_main_guard_string(self) -> None:
+        assert findings("def main():\n    return 1\n\n\nif __name__ == '__main__':\n    main()\n") == [("HG208", 6, "warn")]

@@ -51,6 +51,14 @@ _RANK = {"allow": 0, "warn": 1, "deny": 2}
 _DOTTED_STRING = re.compile(r"[A-Za-z_][\w.]*")
 _FORMAT_FIELD = re.compile(r"\{[^{}]*\}")
 _FORMAT_ATTRIBUTE = re.compile(r"[.\[]\s*(\w+)")
+_DUNDER_TOKEN = re.compile(r"__[A-Za-z]\w*?__")
+# Calls that change the class or function passed as their first argument.
+_MUTATING_CALLS = frozenset(
+    {
+        "functools.update_wrapper", "functools.total_ordering", "dataclasses.dataclass", "enum.unique",
+        "typing.final", "typing.runtime_checkable", "abc.ABCMeta.register",
+    }
+)  # fmt: skip
 
 # Prefixes (fnmatch patterns, matched like policy names) that pick a more precise rule id
 # than "import/name not allowed" for a refused dotted name.
@@ -90,7 +98,8 @@ _CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "importlib", "imp", "runpy", "code", "codeop", "pkgutil", "zipimport", "builtins", "sys.modules",
             "sys.path", "sys.meta_path", "sys.path_hooks", "sys._getframe", "sys.settrace", "sys.setprofile",
-            "inspect", "gc", "typing.get_type_hints", "types.FunctionType", "types.CodeType", "types.LambdaType",
+            "inspect", "gc", "typing.get_type_hints", "typing.ForwardRef", "typing._eval_type", "string.Formatter",
+            "types.FunctionType", "types.CodeType", "types.LambdaType",
             "types.FrameType", "transformers.dynamic_module_utils",
         ),
     ),
@@ -277,6 +286,7 @@ class _Scanner(ast.NodeVisitor):
         self._chain_handled: set[int] = set()
         # Modules imported with "from m import *": their names are resolved as m.name.
         self.star_modules: list[tuple[str, bool]] = []
+        self._docstrings: set[int] = set()
 
     # findings -------------------------------------------------------------------------------
 
@@ -386,8 +396,6 @@ class _Scanner(ast.NodeVisitor):
             head = self.policy.decide_module(parts[index], guarded=guarded)
             if head.key in {"modules.unknown", "modules.unknown_guarded"}:
                 continue
-            if head.verdict == "allow" and not self.policy.is_partial(parts[index]):
-                continue
             inner = self.policy.decide_module(".".join(parts[index:]), guarded=guarded)
             if _RANK[inner.verdict] > _RANK[rule.verdict]:
                 rule = inner
@@ -404,7 +412,12 @@ class _Scanner(ast.NodeVisitor):
 
     # structure ------------------------------------------------------------------------------
 
+    def _note_docstring(self, body: list[ast.stmt]) -> None:
+        if body and _is_docstring(body[0]):
+            self._docstrings.add(id(body[0].value))  # type: ignore[attr-defined]  # checked by _is_docstring
+
     def visit_Module(self, node: ast.Module) -> None:
+        self._note_docstring(node.body)
         self._push("module", node)
         self._check_top_level(node.body)
         self.generic_visit(node)
@@ -424,6 +437,8 @@ class _Scanner(ast.NodeVisitor):
         self._push("function", node)
         self.function_depth += 1
         body = [node.body] if isinstance(node, ast.Lambda) else node.body
+        if not isinstance(node, ast.Lambda):
+            self._note_docstring(node.body)
         for statement in body:
             self.visit(statement)
         self.function_depth -= 1
@@ -436,6 +451,7 @@ class _Scanner(ast.NodeVisitor):
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         for expression in [*node.decorator_list, *node.bases, *node.keywords]:
             self.visit(expression)
+        self._note_docstring(node.body)
         self._push("class", node)
         if not self.function_depth:
             self._check_top_level(node.body, in_class=True)
@@ -477,6 +493,13 @@ class _Scanner(ast.NodeVisitor):
         for statement in [*node.body, *node.orelse]:
             self.visit(statement)
         self.if_depth -= 1
+
+    def visit_MatchClass(self, node: ast.MatchClass) -> None:
+        for name in node.kwd_attrs:
+            rule = self.policy.decide_dunder(name)
+            if rule.key != "dunders":
+                self.add(node, "HG206", rule, f"class pattern reads attribute '{name}', which {_outcome(rule)}")
+        self.generic_visit(node)
 
     # imports --------------------------------------------------------------------------------
 
@@ -652,8 +675,21 @@ class _Scanner(ast.NodeVisitor):
                 self._chain_handled.add(id(func))
         if isinstance(func, ast.Name) and self._lookup(func.id) == "builtin":
             self._check_builtin_call(node, func.id)
+        self._check_mutating_call(node, resolved[0] if resolved is not None else None)
         self._check_exec_sink(node)
         self.generic_visit(node)
+
+    def _check_mutating_call(self, node: ast.Call, dotted: str | None) -> None:
+        """Report calls that change an imported module or class passed as their first argument."""
+        func = node.func
+        attribute_setter = isinstance(func, ast.Attribute) and func.attr in {"__setattr__", "__delattr__"}
+        if not node.args or not (attribute_setter or dotted in _MUTATING_CALLS):
+            return
+        target = self.resolve(node.args[0])
+        if target is None:
+            return
+        name = func.attr if isinstance(func, ast.Attribute) else dotted
+        self.add(node, "HG207", self.policy.decide_construct("monkey_patch"), f"{name}() changes imported '{target[0]}'")
 
     def _check_safe_call(self, node: ast.Call, dotted: str, guarded: bool) -> None:
         rule = self.decide(dotted, guarded=guarded)
@@ -673,6 +709,8 @@ class _Scanner(ast.NodeVisitor):
                 return
             literal = attribute.value  # a special attribute name is reported by visit_Constant
             self._mark_chain(node.args[0])  # the object is the base of a resolved chain, not a value
+            if name == "getattr" and literal in {"__setattr__", "__delattr__"}:
+                self.add(node, "HG207", self.policy.decide_construct("monkey_patch"), f"getattr(…, '{literal}') obtains a setter that can patch imported objects")
             target = self.resolve(node.args[0])
             if target is None:
                 return
@@ -765,6 +803,16 @@ class _Scanner(ast.NodeVisitor):
         if isinstance(target, ast.Starred):
             self._check_target(target.value)
             return
+        if isinstance(target, ast.Subscript):
+            container = self.resolve(target.value)
+            if container is not None:
+                self.add(
+                    target,
+                    "HG207",
+                    self.policy.decide_construct("monkey_patch"),
+                    f"item assignment into '{container[0]}' changes an imported object",
+                )
+            return
         if not isinstance(target, ast.Attribute):
             return
         resolved = self.resolve(target)
@@ -809,17 +857,28 @@ class _Scanner(ast.NodeVisitor):
             )
 
     def _check_attribute_strings(self, node: ast.Constant, value: str) -> None:
-        """Flag strings that name special attributes: ``attrgetter("__globals__")``, ``"{0.__class__.__mro__}".format``."""
-        names: list[str] = []
+        """Flag strings that name special attributes.
+
+        Such strings reach attributes without an attribute expression:
+        ``attrgetter("__globals__")``, ``"{0.__class__.__mro__}".format(x)``,
+        ``Formatter().get_field("0.__globals__", ...)``, ``ForwardRef("__import__('os')")``.
+        A plain mention is weaker evidence than an access, so only denied names are reported
+        (docstrings are skipped).
+        """
+        if id(node) in self._docstrings or len(value) > 10_000:
+            return
+        names: set[str] = set()
         if len(value) <= 200 and _DOTTED_STRING.fullmatch(value):
-            names.extend(value.split("."))
+            names.update(value.split("."))
+        if "__" in value:
+            names.update(_DUNDER_TOKEN.findall(value))
         if "{" in value:
             for field in _FORMAT_FIELD.findall(value):
-                names.extend(_FORMAT_ATTRIBUTE.findall(field))
-        for name in names:
+                names.update(_FORMAT_ATTRIBUTE.findall(field))
+        for name in sorted(names):
             rule = self.policy.decide_dunder(name)
-            if rule.key != "dunders":
-                self.add(node, "HG206", rule, f"string names the special attribute '{name}' {_outcome(rule)}")
+            if rule.key != "dunders" and rule.verdict == "deny":
+                self.add(node, "HG206", rule, f"string names the special attribute '{name}', which {_outcome(rule)}")
 
     # module level -------------------------------------------------------------------------------
 
