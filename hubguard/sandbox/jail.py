@@ -422,8 +422,17 @@ def run_trial(
         "max_events": MAX_EVENTS,
     }
     wall_clock = settings.timeout_seconds if timeout is None else timeout
-    logger.info("jailed trial of %s in %s: %s", reference, snapshot.source.display(), ", ".join(LAYERS))
-    return _run_child(snapshot, job, wall_clock=wall_clock, settings=settings, policy_name=policy_name)
+    logger.info("jailed trial of %s in %s started", reference, snapshot.source.display())
+    result = _run_child(snapshot, job, wall_clock=wall_clock, settings=settings, policy_name=policy_name)
+    logger.info(
+        "jailed trial of %s: %s in %.2f s with %s: %s",
+        reference,
+        result.verdict,
+        result.duration_seconds,
+        ", ".join(result.layers.active()) or "no layers",
+        result.reason,
+    )
+    return result
 
 
 def _split_reference(snapshot: Snapshot, reference: str) -> tuple[str, str]:
