@@ -63,3 +63,15 @@ def test_reads_no_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "m.py").write_text("import pickle\n")
     assert bandit_ids("X = 1\n") == []
+
+
+def test_bandit_failure_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bandit.core import node_visitor
+
+    def broken(self, data):
+        raise KeyError("plugin bug")
+
+    monkeypatch.setattr(node_visitor.BanditNodeVisitor, "process", broken)
+    (finding,) = run_bandit("X = 1\n", "m.py", load_policy("default"))
+    assert (finding.rule_id, finding.verdict, finding.policy_key) == ("HG233", "warn", "bandit.enabled")
+    assert "KeyError" in finding.message

@@ -55,11 +55,27 @@ def _load_runtime() -> _BanditRuntime:
     return _runtime
 
 
+def _failure_finding(path: str, reason: str) -> Finding:
+    return Finding(
+        path=path,
+        line=0,
+        column=0,
+        rule_id="HG233",
+        severity=Severity.MEDIUM,
+        confidence=Confidence.HIGH,
+        cwe=None,
+        message=f"bandit failed on this file ({reason[:200]}); only hubguard's rules checked it",
+        snippet="",
+        policy_key="bandit.enabled",
+        verdict="warn",
+    )
+
+
 def run_bandit(text: str, path: str, policy: Policy) -> list[Finding]:
     """Return bandit's findings for one file's text, filtered and decided by ``policy.bandit``.
 
     The caller has already parsed ``text`` within the policy's bounds. If bandit still fails
-    on a file, the failure is logged and the file gets no bandit findings.
+    on a file, the failure is logged and reported as one HG233 warning.
     """
     settings = policy.bandit
     if not settings.enabled:
@@ -77,9 +93,9 @@ def run_bandit(text: str, path: str, policy: Policy) -> list[Finding]:
         visitor.metrics.begin(path)
         try:
             visitor.process(data)
-        except (SyntaxError, RecursionError, ValueError) as error:
-            logger.warning("bandit could not scan %s: %s", path, error)
-            return []
+        except Exception as error:  # noqa: BLE001 - a bandit plugin bug must not stop the audit
+            logger.warning("bandit failed on %s: %s: %s", path, type(error).__name__, error)
+            return [_failure_finding(path, f"{type(error).__name__}: {error}")]
         issues = list(visitor.tester.results)
 
     lines = text.splitlines()

@@ -141,6 +141,7 @@ RULES: dict[str, RuleInfo] = {
         RuleInfo("HG230", "syntax-error", None, "The file does not parse, so nothing in it can be checked."),
         RuleInfo("HG231", "file-too-complex", 400, "The file is too large or too deeply nested to audit."),
         RuleInfo("HG232", "undecodable-source", 838, "The file is not valid UTF-8 source."),
+        RuleInfo("HG233", "bandit-failed", None, "bandit failed on the file, so only hubguard's own rules checked it."),
         RuleInfo("HG240", "pickle-weights", 502, "A weight file is pickle-based; loading it can run code."),
         RuleInfo("HG241", "pickle-dangerous-global", 502, "A pickle in a weight file imports a dangerous global."),
         RuleInfo("HG242", "invalid-safetensors", 20, "A safetensors header is malformed or out of bounds."),
