@@ -174,3 +174,22 @@ class TestFormats:
     def test_no_trial_section_when_absent(self, report, name: str) -> None:
         assert "Trial" not in render(report, name)
         assert '"trial"' not in render(report, name)
+
+
+class TestReportSchema:
+    def test_report_validates(self, report) -> None:
+        jsonschema = pytest.importorskip("jsonschema")
+        from importlib import resources
+
+        schema = json.loads(resources.files("hubguard").joinpath("schemas/report-1.json").read_text())
+        report.trial = {"verdict": "pass"}
+        jsonschema.validate(json.loads(render(report, "json")), schema)
+
+    def test_schema_rejects_unknown_verdict(self, report) -> None:
+        jsonschema = pytest.importorskip("jsonschema")
+        from importlib import resources
+
+        schema = json.loads(resources.files("hubguard").joinpath("schemas/report-1.json").read_text())
+        data = report.to_dict() | {"verdict": "maybe"}
+        with pytest.raises(jsonschema.ValidationError, match="'maybe' is not one of"):
+            jsonschema.validate(data, schema)
