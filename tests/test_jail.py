@@ -552,3 +552,31 @@ def test_sandbox_refusal_ending_job_denies(tmp_path):
     assert result.reason.startswith("the import stage was stopped by the sandbox guards: ")
     assert kinds(result) == [("sandbox", "sandbox", "modeling_x.py", 2)]
     assert "torch.save is refused" in result.events[0].detail
+
+
+def test_strict_policy_refuses_without_landlock():
+    from hubguard.audit.policy import load_policy
+
+    with pytest.raises(TrialError, match=r"requires a jailed trial load but this system lacks landlock") as raised:
+        run_trial(make_snapshot(BENIGN_MODULE), load_policy("strict"), reference="modeling_x.Net", disable=["landlock"])
+    assert raised.value.rule_id == "HG402"
+
+
+@pytest.mark.slow
+def test_example_passes_trial_then_loads_in_process(tmp_path, caplog):
+    import torch
+
+    import hubguard
+    from hubguard.demo import build_example_repo
+
+    repo, commit, reference_model, sample = build_example_repo(tmp_path, small=True)
+    with caplog.at_level(logging.INFO, logger="hubguard.sandbox.jail"):
+        model = hubguard.AutoModelForImageClassification.from_pretrained(
+            str(repo), revision=commit, trust_remote_code=True, policy=hubguard.load_policy("default")
+        )
+    finished = [record.getMessage() for record in caplog.records if "%.2f s" in record.msg]
+    assert len(finished) == 1
+    assert finished[0].startswith("jailed trial of modeling_resnet.ResnetModelForImageClassification: pass in ")
+    assert "with netns, landlock, seccomp, rlimits: " in finished[0]
+    with torch.no_grad():
+        assert torch.equal(model(sample)["logits"], reference_model(sample)["logits"])
