@@ -176,6 +176,12 @@ def kinds(result: jail.TrialResult) -> list[tuple[str, str | None, str | None, i
     return [(event.kind, event.refused_by, event.path, event.line) for event in result.events]
 
 
+@pytest.fixture(autouse=True)
+def no_disabled_layers(monkeypatch):
+    """Pin HUBGUARD_JAIL_DISABLE unset, so every layer this kernel has is used unless a test asks."""
+    monkeypatch.delenv("HUBGUARD_JAIL_DISABLE", raising=False)
+
+
 @pytest.fixture
 def listener():
     server = socket.socket()
