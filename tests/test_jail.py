@@ -118,6 +118,17 @@ for fd in range(3, 64):
 os._exit(0)
 """
 
+FORGES_REPORT_WITH_NONCE = """\
+import gc, json, os
+job = next(item for item in gc.get_objects() if isinstance(item, dict) and "nonce" in item and "result_fd" in item)
+forged = {"message": "report", "nonce": job["nonce"], "outcome": {"stages": ["import"]}, "events": []}
+os.write(job["result_fd"], json.dumps(forged).encode() + b"\\n")
+
+
+class Net:
+    pass
+"""
+
 BENIGN_MODULE = """\
 class TinyConfig:
     def __init__(self, width=4):
@@ -374,6 +385,12 @@ def test_forged_report_without_nonce_rejected():
     result = trial(FORGES_REPORT)
     assert result.verdict == "error"
     assert result.reason == "the child's result pipe holds a message without the job's nonce; the report is not trusted"
+
+
+def test_forged_report_with_nonce_detected_as_extra_message():
+    result = trial(FORGES_REPORT_WITH_NONCE)
+    assert result.verdict == "error"
+    assert result.reason == "the child wrote more trial messages than the harness sends; the report is not trusted"
 
 
 # --- policy modes and missing layers ----------------------------------------------------------
