@@ -61,6 +61,8 @@ def _trigger(case: HostileCase, snapshot, events: list, monkeypatch: pytest.Monk
             module.run() if case.source.count("def run(value)") == 0 else module.run(object())
         elif case.trigger == "init":
             module.Model()
+        elif case.trigger == "model_call":
+            module.Model()()
         elif case.trigger == "forward":
             module.Model().forward()
         elif case.trigger == "del":
@@ -91,7 +93,11 @@ def test_hostile_case_refused(case: HostileCase, tmp_path: Path, listener: socke
     assert raised.value.rule_id == case.rule_id
     assert raised.value.repo.startswith(f"hostile/{case.name.replace('_', '-')}@bbbbbbbbbbbb")
     assert raised.value.path in ("modeling_x.py", "torch.py")
-    assert raised.value.line >= 1
+    if case.trigger == "model_call":
+        assert raised.value.line is None
+        assert "in a call of the sandboxed model Model" in str(raised.value)
+    else:
+        assert raised.value.line >= 1
     assert "HUBGUARD_HOSTILE_MARKER" not in __import__("os").environ
 
 

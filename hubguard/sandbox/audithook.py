@@ -107,18 +107,24 @@ def install() -> None:
 
 def track(context: Any) -> None:
     """Start acting for a new load and allow reads of its snapshot's weight files."""
-    global _active, _call_impl_codes
+    global _active
     for path in context.snapshot.blob_paths.values():
         _allowed_files.add(os.path.realpath(path))
-    torch = sys.modules.get("torch")
-    if torch is not None and not _call_impl_codes:
-        codes = set()
-        for name in ("_call_impl", "_wrapped_call_impl"):
-            function = getattr(torch.nn.Module, name, None)
-            if function is not None:
-                codes.add(function.__code__)
-        _call_impl_codes = frozenset(codes)
     _active = True
+
+
+def _model_call_codes() -> frozenset[types.CodeType]:
+    """Return the code of ``torch.nn.Module.__call__``'s implementation once torch is imported.
+
+    A frame running it for a sandboxed model counts as sandboxed: forward hooks and an
+    instance attribute ``forward`` run there, after or instead of the sandboxed ``forward``.
+    """
+    global _call_impl_codes
+    if not _call_impl_codes:
+        module_class = getattr(getattr(sys.modules.get("torch"), "nn", None), "Module", None)
+        codes = {getattr(module_class, name).__code__ for name in ("_call_impl", "_wrapped_call_impl") if hasattr(module_class, name)}
+        _call_impl_codes = frozenset(codes)
+    return _call_impl_codes
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
@@ -155,17 +161,31 @@ def library_import() -> Iterator[None]:
         _state.library_imports -= 1
 
 
+class _ModelCall:
+    """A sandboxed model called by torch with no sandboxed frame on the stack; refusals name its class."""
+
+    def __init__(self, context: Any, model_class: type) -> None:
+        self.context = context
+        self.model_class = model_class
+
+    def violation(self, rule_id: str, operation: str, message: str, **kwargs: Any) -> SandboxViolation:
+        path = getattr(self.model_class, "__hubguard_module_path__", None) or "<unknown>"
+        message = f"{message} in a call of the sandboxed model {self.model_class.__name__}"
+        return self.context.guards.violation(rule_id, operation, message, location=(path, None), **kwargs)
+
+
 def _sandbox_context(frame: types.FrameType | None) -> Any:
     """Return the context of the innermost sandboxed frame (or sandboxed model call) on the stack."""
+    model_calls = _model_call_codes()
     while frame is not None:
         context = frame.f_globals.get(CONTEXT_KEY)
         if context is not None:
             return context
-        if frame.f_code in _call_impl_codes:
-            owner = frame.f_locals.get("self")
-            context = _CREATED_CLASSES.get(type(owner))
+        if frame.f_code in model_calls:
+            owner_class = type(frame.f_locals.get("self"))
+            context = _CREATED_CLASSES.get(owner_class)
             if context is not None:
-                return context
+                return _ModelCall(context, owner_class)
         frame = frame.f_back
     return None
 
@@ -280,7 +300,8 @@ def _refuse(
     event: str,
     error_class: type[SandboxViolation] = SandboxViolation,
 ) -> SandboxViolation:
-    return context.guards.violation(
+    reporter = context if isinstance(context, _ModelCall) else context.guards
+    return reporter.violation(
         rule_id, operation, message, policy_rule=f'sandbox.audit_hook["{event}"]',
         hint="model code may not do this; if a library needs it, load the model outside the sandbox after review",
         error_class=error_class,

@@ -125,6 +125,12 @@ SANDBOX_DENIED: dict[str, str] = {
     "torch.hub": "downloads and runs unaudited code",
     "torch.serialization": "unpickles files", "torch.package": "unpickles and imports packaged code",
     "torch.save": "writes files", "torch.jit.load": "loads unaudited programs",
+    "torch.jit.save": "writes files from native code, which raises no audit event",
+    "torch.from_file": "maps and writes files from native code, which raises no audit event",
+    "torch.UntypedStorage.from_file": "maps and writes files from native code",
+    "torch.TypedStorage.from_file": "maps and writes files from native code",
+    "torch._C.PyTorchFileWriter": "writes files from native code", "torch._C.PyTorchFileReader": "reads files from native code",
+    "torch.export.save": "writes files from native code", "torch.export.load": "loads unaudited programs",
     "torch.utils.cpp_extension": "compiles and loads native code",
     "torch.utils.collect_env": "starts processes",
     "torch.ops.load_library": "loads native code", "torch.classes.load_library": "loads native code",
@@ -256,12 +262,18 @@ class Guards:
         policy_rule: str,
         hint: str,
         error_class: type[SandboxViolation] = SandboxViolation,
+        location: tuple[str, int | None] | None = None,
     ) -> SandboxViolation:
-        """Build the error for a refused operation, located at the innermost sandboxed frame, and record it."""
-        path, line = self.context.locate_caller()
+        """Build the error for a refused operation, located at the innermost sandboxed frame, and record it.
+
+        ``location`` overrides the frame search, for refusals made while no sandboxed
+        frame is on the stack (a foreign callable called as a sandboxed model's forward).
+        """
+        path, line = location if location is not None else self.context.locate_caller()
         repo = self.context.repo_label
+        where = f"{path}:{line}" if line is not None else path
         error = error_class(
-            f"{repo}/{path}:{line}: {message} (policy rule {policy_rule})",
+            f"{repo}/{where}: {message} (policy rule {policy_rule})",
             rule_id=rule_id,
             path=path,
             line=line,

@@ -7,6 +7,7 @@ A case is a small repository (``files``) whose ``modeling_x.py`` is the entry mo
 * ``init``: when ``Model()`` is built;
 * ``forward``: when ``Model().forward()`` is called;
 * ``del``: when a ``Model`` instance is garbage collected (``__del__``);
+* ``model_call``: when the host calls ``Model()()``, as it calls a torch model;
 * ``call``: when the module function ``run()`` is called.
 
 ``match`` is a regular expression the ``SandboxViolation`` message must match and
@@ -342,6 +343,17 @@ CASES: list[HostileCase] = [
         "import torch\nimport functools\nimport pathlib\n\nclass Model(torch.nn.Module):\n    def __init__(self):\n"
         "        super().__init__()\n        self.register_forward_hook(print)\n\n    def forward(self):\n        return 1\n",
         "init", "HG304", r"register_forward_hook got <built-in function print>",
+    ),
+    _case(
+        "foreign_callable_as_forward",
+        "import functools\nimport numpy.lib.format\nimport torch\n\nclass Model(torch.nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.forward = functools.partial(numpy.lib.format.open_memmap, '@MARKER@', 'w+', 'float32', (1,))\n",
+        "model_call", "HG307", r"opening '.*marker' for writing refused",
+    ),
+    _case(
+        "torch_jit_save_native_write",
+        "import torch\n\ndef run():\n    torch.jit.save(torch.jit.script(torch.nn.Linear(1, 1)), '@MARKER@')\n",
+        "call", "HG303", r"torch\.jit\.save writes files from native code",
     ),
     _case(
         "environment_write",
