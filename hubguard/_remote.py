@@ -66,6 +66,13 @@ def auto_map_reference(snapshot: Snapshot, auto_class_name: str) -> str:
     return value
 
 
+def _audit_command(snapshot: Snapshot) -> str:
+    """Return the ``hubguard audit`` command that shows the report of ``snapshot``."""
+    if snapshot.source.kind == "local":
+        return f"hubguard audit {snapshot.source.display()}"
+    return f"hubguard audit {snapshot.source.display()} --revision {snapshot.revision.commit}"
+
+
 def _confirm_interactively(report: Any, source: str) -> bool:
     """Show the audit summary on a terminal and ask before loading; refuse elsewhere."""
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
@@ -148,7 +155,7 @@ def load_class(
         TrialError: the jailed trial refused the code or could not run where required.
         SandboxViolation: the code attempted a refused operation while importing.
     """
-    return load_remote(
+    loaded = load_remote(
         snapshot,
         auto_class_name,
         policy=policy,
@@ -156,7 +163,11 @@ def load_class(
         code_revision=code_revision,
         trust_remote_code=trust_remote_code,
         token=token,
-    ).cls
+    )
+    # The model API exposes these as ``model.hubguard_report`` and ``model.hubguard_stage_seconds``.
+    loaded.cls.__hubguard_report__ = loaded.report
+    loaded.cls.__hubguard_stage_seconds__ = loaded.stage_seconds
+    return loaded.cls
 
 
 def load_remote(
@@ -179,8 +190,7 @@ def load_remote(
     if trust_remote_code is False:
         raise RemoteCodeNotTrustedError(
             f"{source} needs its own code for {auto_class_name} and trust_remote_code is False",
-            hint=f"audit it first (hubguard audit {source} --revision {snapshot.revision.commit}), "
-            "then pass trust_remote_code=True with that revision",
+            hint=f"audit it first ({_audit_command(snapshot)}), then pass trust_remote_code=True with that revision",
         )
     timings: dict[str, float] = {}
 
@@ -214,13 +224,15 @@ def load_remote(
     report = audit_snapshots(snapshots, policy)
     timings["audit"] = time.perf_counter() - started
     if report.verdict != "allow":
+        blocking = report.blocking_findings()
+        shown = "; ".join(f"{finding.rule_id} at {finding.location()}" for finding in blocking[:3])
+        more = f" and {len(blocking) - 3} more" if len(blocking) > 3 else ""
         raise PolicyViolation(
-            f"the audit of {code_snapshot.source.display()}@{code_snapshot.revision.commit} denied loading "
-            f"({len(report.blocking_findings())} blocking findings)",
+            f"the audit of {code_snapshot.source.display()}@{code_snapshot.revision.commit} denied loading: "
+            f"{shown}{more}",
             report=report,
             rule_id="HG400",
-            hint=f"run `hubguard audit {code_snapshot.source.display()} --revision "
-            f"{code_snapshot.revision.commit}` to read every finding",
+            hint=f"run `{_audit_command(code_snapshot)}` to read every finding",
         )
     if trust_remote_code is None and not _confirm_interactively(report, code_snapshot.source.display()):
         raise RemoteCodeNotTrustedError(

@@ -101,6 +101,20 @@ class PreTrainedModel(torch.nn.Module):
                 return parameter.dtype
         return torch.float32
 
+    @property
+    def hubguard_report(self) -> Any:
+        """The audit report of the remote-code load that produced this class, or ``None``.
+
+        Set by the remote-code pipeline on the sandboxed class; classes are cached per
+        code closure, so this is the report of the latest load of that exact code.
+        """
+        return getattr(type(self), "__hubguard_report__", None)
+
+    @property
+    def hubguard_stage_seconds(self) -> dict[str, float]:
+        """Seconds spent in each stage of the remote-code load of this class (empty for local classes)."""
+        return dict(getattr(type(self), "__hubguard_stage_seconds__", {}) or {})
+
     # --- saving ---------------------------------------------------------------------
 
     def save_pretrained(
