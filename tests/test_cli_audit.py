@@ -144,3 +144,13 @@ def test_scan_imports_no_torch_timm_or_audited_code(tmp_path: Path) -> None:
     assert "hubguard.audit.engine" in imported
     assert [name for name in imported if name.split(".")[0] in {"torch", "timm", "modeling_probe", "modeling_resnet"}] == []
     assert not marker.exists()
+
+
+def test_unsafe_skip_bandit(hostile_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", str(hostile_repo), "--unsafe-skip-bandit", "--format", "json"]) == 1
+    captured = capsys.readouterr()
+    assert "WARNING hubguard.audit: UNSAFE: bandit is skipped on request" in captured.err
+    data = json.loads(captured.out)
+    assert data["unsafe"] is True
+    assert data["tool"]["bandit"] == "skipped"
+    assert [finding["rule_id"] for finding in data["findings"]] == ["HG213"]

@@ -47,6 +47,7 @@ def audit(
     revision: str | None = None,
     policy: Policy | str | Path | None = None,
     lock: str | Path | None = None,
+    unsafe_skip_bandit: bool = False,
 ) -> AuditReport:
     """Fetch ``source`` at a pinned revision and audit it.
 
@@ -55,6 +56,8 @@ def audit(
         revision: the commit to audit (see :func:`hubguard.loader.fetch` for what floats).
         policy: a :class:`Policy`, ``"default"``, ``"strict"`` or a policy file.
         lock: a lock file that pins the bytes.
+        unsafe_skip_bandit: skip bandit (hubguard's own rules still run); the report is
+            marked ``unsafe`` and a warning is logged.
 
     Raises:
         PolicyFileError: the policy file is invalid.
@@ -64,7 +67,7 @@ def audit(
     started = time.perf_counter()
     snapshot = _fetch(source, revision=revision, lock=lock, policy=policy)
     fetch_seconds = time.perf_counter() - started
-    report = audit_snapshots([snapshot], policy)
+    report = audit_snapshots([snapshot], policy, unsafe_skip_bandit=unsafe_skip_bandit)
     report.stage_seconds["fetch"] = fetch_seconds
     return report
 
@@ -131,7 +134,12 @@ def snapshot_of_paths(paths: Sequence[Path]) -> list[Snapshot]:
     return snapshots
 
 
-def audit_snapshots(snapshots: Sequence[Snapshot], policy: Policy | str | Path | None = None) -> AuditReport:
+def audit_snapshots(
+    snapshots: Sequence[Snapshot],
+    policy: Policy | str | Path | None = None,
+    *,
+    unsafe_skip_bandit: bool = False,
+) -> AuditReport:
     """Audit verified snapshots (the code repository first) and return one report.
 
     Every file of each snapshot's code closure is scanned with hubguard's rules and with
@@ -141,6 +149,9 @@ def audit_snapshots(snapshots: Sequence[Snapshot], policy: Policy | str | Path |
     policy = load_policy(policy)
     timings = {"hubguard rules": 0.0, "bandit": 0.0, "weights": 0.0}
     bandit = bandit_version()
+    if unsafe_skip_bandit:
+        logger.warning("UNSAFE: bandit is skipped on request; the report is marked unsafe")
+        bandit = "skipped"
     sources: list[AuditedSource] = []
     files: list[AuditedFile] = []
     findings: list[Finding] = []
@@ -161,7 +172,7 @@ def audit_snapshots(snapshots: Sequence[Snapshot], policy: Policy | str | Path |
         for path, entry in sorted(snapshot.files.items()):
             files.append(AuditedFile(prefix + path, entry.sha256, entry.size, entry.kind, scanned=path in code))
         for path in sorted(code):
-            scan = _scan_file(snapshot, path, policy, bandit, timings)
+            scan = _scan_file(snapshot, path, policy, bandit, timings, skip_bandit=unsafe_skip_bandit)
             findings.extend(_prefixed(scan.findings, prefix))
             imports.extend(replace(record, path=prefix + record.path) if prefix else record for record in scan.imports)
         started = time.perf_counter()
@@ -185,6 +196,7 @@ def audit_snapshots(snapshots: Sequence[Snapshot], policy: Policy | str | Path |
         stage_seconds=timings,
         created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         dependencies=Dependencies.from_imports(imports),
+        unsafe=unsafe_skip_bandit,
     )
     logger.info(
         "audit of %s with policy %s: %s (%d findings, %d blocking)",
@@ -219,7 +231,9 @@ def _rejected_finding(path: str, reason: str) -> Finding:
     )
 
 
-def _scan_file(snapshot: Snapshot, path: str, policy: Policy, bandit: str, timings: dict[str, float]) -> FileScan:
+def _scan_file(
+    snapshot: Snapshot, path: str, policy: Policy, bandit: str, timings: dict[str, float], *, skip_bandit: bool
+) -> FileScan:
     sha256 = snapshot.files[path].sha256
     key = _cache.scan_key(path, sha256, policy_sha256=policy.sha256, hubguard_version=__version__, bandit_version=bandit)
     cached = _cache.get(key)
@@ -254,7 +268,7 @@ def _scan_file(snapshot: Snapshot, path: str, policy: Policy, bandit: str, timin
         assert problem is not None
         line_count = text.count("\n") + 1
         scan = FileScan(path, (problem,), (), line_count, parsed=False)
-    else:
+    elif not skip_bandit:
         started = time.perf_counter()
         bandit_findings = run_bandit(text, path, policy)
         timings["bandit"] += time.perf_counter() - started
@@ -289,8 +303,9 @@ class _CallableModule(types.ModuleType):
         revision: str | None = None,
         policy: Policy | str | Path | None = None,
         lock: str | Path | None = None,
+        unsafe_skip_bandit: bool = False,
     ) -> AuditReport:
-        return audit(source, revision=revision, policy=policy, lock=lock)
+        return audit(source, revision=revision, policy=policy, lock=lock, unsafe_skip_bandit=unsafe_skip_bandit)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -26,6 +26,11 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMAT_CHOICES, default="text", help="report format (default: text)")
     parser.add_argument("--output", "-o", type=Path, help="write the report to this file instead of standard output")
     parser.add_argument(
+        "--unsafe-skip-bandit",
+        action="store_true",
+        help="skip bandit (hubguard's own rules still run); the report is marked unsafe",
+    )
+    parser.add_argument(
         "--fail-on",
         choices=SEVERITY_CHOICES,
         help="also deny when a finding has this severity or higher (default: the policy's audit.fail_on)",
@@ -76,5 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from hubguard.audit.policy import load_policy
 
     policy = load_policy(args.policy)
-    report = audit(args.source, revision=args.revision, policy=policy, lock=args.lock)
+    report = audit(
+        args.source, revision=args.revision, policy=policy, lock=args.lock, unsafe_skip_bandit=args.unsafe_skip_bandit
+    )
     return emit_report(report, args)

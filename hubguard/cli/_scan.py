@@ -43,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
     folders = [path for path in args.paths if path.is_dir()]
     files = [path for path in args.paths if path.is_file()]
     snapshots = snapshot_of_paths(folders) + snapshot_of_paths(files)
-    report = audit_snapshots(snapshots, policy)
+    report = audit_snapshots(snapshots, policy, unsafe_skip_bandit=args.unsafe_skip_bandit)
     return emit_report(report, args)
