@@ -380,3 +380,25 @@ class TestMoreEvasions:
 
     def test_main_guard_string(self) -> None:
         assert findings("def main():\n    return 1\n\n\nif __name__ == '__main__':\n    main()\n") == [("HG208", 6, "warn")]
+
+
+class TestLoopLiterals:
+    def test_loop_over_literal_names_allowed(self) -> None:
+        code = "def f(module):\n    for name in ('weight', 'bias'):\n        getattr(module, name)\n"
+        assert findings(code) == []
+
+    def test_loop_reaches_dunder(self) -> None:
+        code = "def f(module):\n    for name in ('weight', '__globals__'):\n        getattr(module, name)\n"
+        assert findings(code) == [("HG206", 2, "deny"), ("HG206", 3, "deny")]
+
+    def test_loop_over_module_members(self) -> None:
+        code = "import os\n\ndef f():\n    for name in ('path', 'system'):\n        getattr(os, name)\n"
+        assert findings(code) == [("HG213", 5, "deny")]
+
+    def test_loop_variable_reassigned_is_not_literal(self) -> None:
+        code = "def f(module, names):\n    for name in names:\n        getattr(module, name)\n"
+        assert findings(code) == [("HG204", 3, "deny")]
+
+    def test_loop_variable_rebound_in_body(self) -> None:
+        code = "def f(module, other):\n    for name in ('weight',):\n        name = other\n        getattr(module, name)\n"
+        assert findings(code) == [("HG204", 4, "deny")]

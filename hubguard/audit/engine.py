@@ -286,6 +286,8 @@ class _Scanner(ast.NodeVisitor):
         self._chain_handled: set[int] = set()
         # Modules imported with "from m import *": their names are resolved as m.name.
         self.star_modules: list[tuple[str, bool]] = []
+        # Loop variables that iterate over a literal tuple, list or set of strings.
+        self._loop_strings: list[dict[str, tuple[str, ...]]] = []
         self._docstrings: set[int] = set()
 
     # findings -------------------------------------------------------------------------------
@@ -479,6 +481,54 @@ class _Scanner(ast.NodeVisitor):
     visit_SetComp = _visit_comprehension
     visit_DictComp = _visit_comprehension
     visit_GeneratorExp = _visit_comprehension
+
+    def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
+        """Visit a loop, remembering a loop variable that takes only literal strings.
+
+        ``for name in ("weight", "bias"): getattr(module, name)`` then counts as literal
+        names, the way ``getattr(module, "weight")`` does.
+        """
+        values = _literal_strings(node.iter)
+        if values is not None and isinstance(node.target, ast.Name) and _rebinds(node.body, node.target.id):
+            values = None  # the body may replace the literal with any string
+        if values is None or not isinstance(node.target, ast.Name):
+            self.generic_visit(node)
+            return
+        self.visit(node.iter)
+        self.visit(node.target)
+        self._loop_strings.append({node.target.id: values})
+        for statement in node.body:
+            self.visit(statement)
+        self._loop_strings.pop()
+        for statement in node.orelse:
+            self.visit(statement)
+
+    visit_AsyncFor = visit_For
+
+    def _loop_literals(self, node: ast.AST) -> tuple[str, ...] | None:
+        if not isinstance(node, ast.Name):
+            return None
+        for frame in reversed(self._loop_strings):
+            if node.id in frame:
+                return frame[node.id]
+        return None
+
+    def _check_loop_attribute(self, node: ast.Call, name: str, values: tuple[str, ...]) -> None:
+        """Decide ``getattr(x, name)`` for each literal the loop variable takes."""
+        self._mark_chain(node.args[0])
+        for value in values:
+            rule = self.policy.decide_dunder(value)
+            if rule.key != "dunders":
+                self.add(node, "HG206", rule, f"{name}() reaches attribute '{value}', which {_outcome(rule)}")
+            target = self.resolve(node.args[0])
+            if target is None:
+                continue
+            if name in {"setattr", "delattr"}:
+                self.add(node, "HG207", self.policy.decide_construct("monkey_patch"), f"{name}() changes imported '{target[0]}.{value}'")
+            elif name == "getattr":
+                dotted = f"{target[0]}.{value}"
+                rule = self.decide(dotted, guarded=target[1])
+                self.add(node, category_rule(dotted, "HG202", rule), rule, f"use of '{dotted}' {_outcome(rule)}")
 
     def visit_Try(self, node: ast.Try) -> None:
         self.try_depth += 1
@@ -699,6 +749,10 @@ class _Scanner(ast.NodeVisitor):
     def _check_builtin_call(self, node: ast.Call, name: str) -> None:
         if name in _DYNAMIC_ATTRIBUTE_BUILTINS and len(node.args) >= 2:
             attribute = node.args[1]
+            loop_values = self._loop_literals(attribute)
+            if loop_values is not None:
+                self._check_loop_attribute(node, name, loop_values)
+                return
             if not (isinstance(attribute, ast.Constant) and isinstance(attribute.value, str)):
                 self.add(
                     node,
@@ -902,6 +956,27 @@ class _Scanner(ast.NodeVisitor):
         if isinstance(node, ast.Call) and self._check_join_of_chr(node):
             self.add(node, "HG209", self.policy.decide_construct("chr_identifier"), "a string is built by joining chr() calls", confidence=Confidence.MEDIUM)
         super().generic_visit(node)
+
+
+def _literal_strings(node: ast.AST) -> tuple[str, ...] | None:
+    """Return the strings of a literal tuple, list or set of string constants, else ``None``."""
+    if not isinstance(node, (ast.Tuple, ast.List, ast.Set)) or not node.elts:
+        return None
+    values = []
+    for element in node.elts:
+        if not (isinstance(element, ast.Constant) and isinstance(element.value, str)):
+            return None
+        values.append(element.value)
+    return tuple(values)
+
+
+def _rebinds(body: list[ast.stmt], name: str) -> bool:
+    """Tell whether any statement in ``body`` assigns to ``name`` (walrus and nested loops included)."""
+    for statement in body:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, (ast.Store, ast.Del)):
+                return True
+    return False
 
 
 def _is_docstring(statement: ast.stmt) -> bool:
