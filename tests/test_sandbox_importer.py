@@ -212,3 +212,19 @@ def test_compile_refusal_lists_every_construct() -> None:
 
     assert raised.value.rule_id == "HG306"
     assert raised.value.line == 1
+
+
+def test_packages_and_parent_relative_imports() -> None:
+    """Subpackages with __init__.py and ``..`` imports resolve inside the snapshot."""
+    contents = {
+        "utils/__init__.py": b"from .scale import factor\n",
+        "utils/scale.py": b"from ..constants import BASE\n\ndef factor():\n    return BASE * 2\n",
+        "constants.py": b"BASE = 21\n",
+        "modeling_x.py": b"from .utils import factor\nfrom .utils import scale\n\ndef run():\n    return factor(), scale.factor()\n",
+    }
+    snapshot = build_snapshot(SourceRef("hub", "acme/packages"), PinnedRevision(None, "8" * 40), contents, code_entries=["modeling_x.py"])
+
+    module = import_snapshot(snapshot, POLICY).module("modeling_x.py")
+
+    assert module.run() == (42, 42)
+    assert sys.modules[f"{namespace_of(snapshot)}.utils.scale"].factor() == 42

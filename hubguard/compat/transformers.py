@@ -1,4 +1,4 @@
-"""What ``import transformers`` gives sandboxed remote code: hubguard's own config, model and Auto API.
+"""The ``transformers`` module sandboxed remote code imports: hubguard's own config, model and Auto API.
 
 Remote code written for transformers imports names such as
 ``from transformers import PretrainedConfig`` or

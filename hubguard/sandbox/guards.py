@@ -64,7 +64,7 @@ WITHHELD_BUILTINS: dict[str, str] = {
     "memoryview": "not needed by model code",
 }
 
-# Names refused inside the sandbox whatever the policy says: each is a pivot from an
+# Names refused inside the sandbox whatever the policy decides: each is a pivot from an
 # allowed library to code execution, the file system, the network, or to callbacks that
 # run later outside the sandbox, where neither the guards nor the audit hook see them.
 # Keys are dotted prefixes matched at dot boundaries.
@@ -559,7 +559,7 @@ class Guards:
     def _safe_call_wrapper(self, dotted: str, module: types.ModuleType, name: str) -> Callable[..., Any] | None:
         """Return a wrapper that allows calls with the policy's required literal keywords (``torch.load(weights_only=True)``)."""
         required = self.policy.safe_keywords.get(dotted) if hasattr(self.policy, "safe_keywords") else None
-        if not required or _floor_rule(dotted) is not None and not dotted.startswith("torch.load"):
+        if not required or _floor_rule(dotted) is not None:
             return None
         target = getattr(module, name)
         guards = self
@@ -683,7 +683,11 @@ class Guards:
             return obj
         if isinstance(obj, (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
             label = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", repr(obj))
-            kind = "module" if isinstance(obj, types.ModuleType) else "class" if isinstance(obj, type) else "function"
+            kind = "function"
+            if isinstance(obj, types.ModuleType):
+                kind = "module"
+            elif isinstance(obj, type):
+                kind = "class"
             raise self.violation(
                 "HG304", "attribute write", f"changing the {kind} {label!r}, which the sandbox did not create, is refused",
                 policy_rule="code.monkey_patch", hint="subclass or wrap the object in the repository's own code instead",

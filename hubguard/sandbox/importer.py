@@ -94,9 +94,8 @@ class ModuleRecord:
 
     @property
     def package_parts(self) -> list[str]:
-        """The folder parts relative imports in this file resolve against."""
-        parts = self.path.split("/")[:-1]
-        return parts
+        """The folder parts relative imports in this file resolve against (a package's own folder for ``__init__.py``)."""
+        return self.path.split("/")[:-1]
 
 
 @dataclass
@@ -160,7 +159,7 @@ class SandboxContext:
                 policy_rule="sandbox.relative_import", hint="use ordinary relative import statements",
                 error_class=SandboxImportViolation,
             )
-        base = record.package_parts if not record.is_package else record.path.split("/")[:-1]
+        base = record.package_parts
         climb = level - 1
         if climb > len(base):
             raise self._outside_closure("." * level + name)
@@ -278,6 +277,8 @@ class SandboxContext:
 
 
 def _path_of_name(context: SandboxContext, name: Any) -> str | None:
+    if name == context.namespace:
+        return "__init__.py"
     if not isinstance(name, str) or not name.startswith(context.namespace + "."):
         return None
     dotted = name[len(context.namespace) + 1 :]
