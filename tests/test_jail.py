@@ -603,3 +603,8 @@ def test_example_passes_trial_then_loads_in_process(tmp_path, caplog):
     assert "with netns, landlock, seccomp, rlimits: " in finished[0]
     with torch.no_grad():
         assert torch.equal(model(sample)["logits"], reference_model(sample)["logits"])
+
+
+def test_config_not_json_rejected():
+    with pytest.raises(TrialError, match="the trial config cannot be sent to the child as JSON: Object of type PosixPath is not JSON serializable"):
+        trial(BENIGN_MODULE, config={"width": Path("/tmp")})

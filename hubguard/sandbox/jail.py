@@ -403,6 +403,14 @@ def run_trial(
 
     if config is None:
         config = snapshot.config() if snapshot.has("config.json") else {}
+    try:
+        json.dumps(dict(config))
+    except (TypeError, ValueError) as error:
+        raise TrialError(
+            f"the trial config cannot be sent to the child as JSON: {error}",
+            rule_id=RULE_UNAVAILABLE,
+            hint="pass config as a dict of JSON values (numbers, strings, lists, dicts, None)",
+        ) from error
     job = {
         "module_path": module_path,
         "class_name": class_name,
@@ -711,6 +719,37 @@ def _describe_exit(returncode: int, *, timed_out: bool, wall_clock: float, setti
     return f"the trial child exited with status {returncode} before sending its report"
 
 
+def _setup_failure(message: dict[str, Any], required_layers: Sequence[str]) -> str:
+    """Describe a child that stopped before running repository code; raise if a required layer failed.
+
+    Raises:
+        TrialError: HG402, the layer that failed is required by the policy.
+    """
+    layer = message.get("layer")
+    if not layer:
+        return f"the trial child failed before running any repository code: {message.get('error')}"
+    text = f"the jail could not be set up ({layer}): {message.get('error')}"
+    if layer in required_layers:
+        raise TrialError(
+            text,
+            rule_id=RULE_UNAVAILABLE,
+            hint='run on a Linux kernel with Landlock and seccomp, or use a policy with trial mode = "if-available"',
+        )
+    return text
+
+
+def _failure_reason(failure: dict[str, Any], settings: TrialSettings) -> str:
+    """Describe the exception that ended a stage of the job."""
+    stage = failure.get("stage")
+    if failure.get("sandbox_refusal") is True:
+        return f"the {stage} stage was stopped by the sandbox guards: {failure.get('message')}"
+    location = f"{failure.get('path')}:{failure.get('line')}: " if failure.get("path") else ""
+    kind = str(failure.get("type"))
+    if kind == "MemoryError":
+        return f"{location}the {stage} stage ran out of memory (limit: {settings.memory_mb} MB on top of the preloaded libraries)"
+    return f"{location}the {stage} stage raised {kind}: {failure.get('message')}"
+
+
 def _decide(
     job: dict[str, Any],
     data: bytes,
@@ -734,15 +773,7 @@ def _decide(
         )
 
     if first is not None and first.get("message") == "setup-failed":
-        layer = first.get("layer")
-        text = f"the jail could not be set up ({layer}): {first.get('error')}" if layer else f"the trial child failed before running any repository code: {first.get('error')}"
-        if layer in job["required_layers"]:
-            raise TrialError(
-                text,
-                rule_id=RULE_UNAVAILABLE,
-                hint='run on a Linux kernel with Landlock and seccomp, or use a policy with trial mode = "if-available"',
-            )
-        return result("error", text)
+        return result("error", _setup_failure(first, job["required_layers"]))
     if tampered:
         return result("error", f"{tampered}; the report is not trusted")
     events = _events_from(report) if report else ()
@@ -765,17 +796,9 @@ def _decide(
 
     failure = outcome.get("failure")
     if isinstance(failure, dict):
-        location = f"{failure.get('path')}:{failure.get('line')}: " if failure.get("path") else ""
-        kind = str(failure.get("type"))
-        if failure.get("sandbox_refusal") is True:
-            # The load in the caller's process would stop at the same refusal.
-            reason = f"the {failure.get('stage')} stage was stopped by the sandbox guards: {failure.get('message')}"
-            return result("deny", reason, events=events, stages=stages, dropped_events=dropped)
-        if kind == "MemoryError":
-            reason = f"{location}the {failure.get('stage')} stage ran out of memory (limit: {settings.memory_mb} MB on top of the preloaded libraries)"
-        else:
-            reason = f"{location}the {failure.get('stage')} stage raised {kind}: {failure.get('message')}"
-        return result("error", reason, events=events, stages=stages, dropped_events=dropped)
+        # A sandbox refusal is a deny: the load in the caller's process would stop at the same place.
+        verdict: Verdict = "deny" if failure.get("sandbox_refusal") is True else "error"
+        return result(verdict, _failure_reason(failure, settings), events=events, stages=stages, dropped_events=dropped)
 
     output = outcome.get("output")
     reason = f"import, instantiation and forward pass ran in the jail ({output})" if output else f"completed stages: {', '.join(stages) or 'none'}"
