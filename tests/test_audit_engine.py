@@ -402,3 +402,15 @@ class TestLoopLiterals:
     def test_loop_variable_rebound_in_body(self) -> None:
         code = "def f(module, other):\n    for name in ('weight',):\n        name = other\n        getattr(module, name)\n"
         assert findings(code) == [("HG204", 4, "deny")]
+
+
+USE_BEFORE_IMPORT = "def f(p):\n    return torch.load(p)\n\n\nimport torch\n"
+USE_BEFORE_FUNCTION_IMPORT = "def f(p):\n    def g():\n        return t.hub.load('a', 'b')\n    import torch as t\n    return g\n"
+
+
+class TestOrder:
+    def test_function_above_import(self) -> None:
+        assert findings(USE_BEFORE_IMPORT) == [("HG211", 2, "deny")]
+
+    def test_nested_function_above_import(self) -> None:
+        assert findings(USE_BEFORE_FUNCTION_IMPORT) == [("HG214", 3, "deny")]

@@ -418,9 +418,43 @@ class _Scanner(ast.NodeVisitor):
         if body and _is_docstring(body[0]):
             self._docstrings.add(id(body[0].value))  # type: ignore[attr-defined]  # checked by _is_docstring
 
+    def _prebind_imports(self, body: list[ast.stmt], *, guarded: bool) -> None:
+        """Bind the scope's import aliases before its statements are visited.
+
+        A function may use a name that a later statement imports (``def f(): torch.load(p)``
+        above ``import torch``); binding first lets the function's body resolve it.
+        """
+        pending = [(statement, guarded) for statement in body]
+        while pending:
+            statement, inside = pending.pop()
+            if isinstance(statement, ast.Import):
+                for alias in statement.names:
+                    if alias.asname:
+                        self._bind(alias.asname, _Binding(alias.name, inside))
+                    else:
+                        top = alias.name.split(".")[0]
+                        self._bind(top, _Binding(top, inside))
+            elif isinstance(statement, ast.ImportFrom):
+                for alias in statement.names:
+                    if alias.name == "*":
+                        continue
+                    target = None if statement.level else f"{statement.module}.{alias.name}"
+                    self._bind(alias.asname or alias.name, _Binding(target, inside))
+            elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            else:
+                nested = isinstance(statement, (ast.Try, ast.TryStar, ast.If))
+                for field in ("body", "orelse", "finalbody", "handlers"):
+                    for child in getattr(statement, field, []):
+                        if isinstance(child, ast.ExceptHandler):
+                            pending.extend((inner, True) for inner in child.body)
+                        elif isinstance(child, ast.stmt):
+                            pending.append((child, inside or nested))
+
     def visit_Module(self, node: ast.Module) -> None:
         self._note_docstring(node.body)
         self._push("module", node)
+        self._prebind_imports(node.body, guarded=False)
         self._check_top_level(node.body)
         self.generic_visit(node)
 
@@ -441,6 +475,7 @@ class _Scanner(ast.NodeVisitor):
         body = [node.body] if isinstance(node, ast.Lambda) else node.body
         if not isinstance(node, ast.Lambda):
             self._note_docstring(node.body)
+            self._prebind_imports(node.body, guarded=True)
         for statement in body:
             self.visit(statement)
         self.function_depth -= 1
