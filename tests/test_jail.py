@@ -323,12 +323,15 @@ def test_native_calls_through_ctypes_refused(tmp_path):
 
 
 def test_shared_library_outside_python_refused_by_landlock():
-    library = next(
-        str(path)
-        for path in (Path("/lib/x86_64-linux-gnu/libutil.so.1"), Path("/lib/x86_64-linux-gnu/libz.so.1"),
-                     Path("/usr/lib/x86_64-linux-gnu/libz.so.1"), Path("/lib/aarch64-linux-gnu/libz.so.1"))
-        if path.exists()
-    )
+    candidates = [
+        Path("/lib/x86_64-linux-gnu/libutil.so.1"),
+        Path("/lib/x86_64-linux-gnu/libz.so.1"),
+        Path("/usr/lib/x86_64-linux-gnu/libz.so.1"),
+        Path("/lib/aarch64-linux-gnu/libz.so.1"),
+    ]
+    existing = [str(path) for path in candidates if path.exists()]
+    assert existing, "no system shared library outside the Python installation to load"
+    library = existing[0]
     result = trial(LOADS_SYSTEM_LIBRARY.format(library=library), settings=TrialSettings(deny_events=()))
     assert result.verdict == "error"
     assert kinds(result) == [("ctypes.dlopen", "landlock", "modeling_x.py", 2)]
