@@ -326,7 +326,7 @@ class TestExample:
         modeling.write_text(modeling.read_text() + "\n\ndef _leak():\n    import socket\n    return socket\n")
         report = audit(str(saved_example), policy=policy)
         assert report.verdict == "deny"
-        assert [finding.rule_id for finding in report.blocking_findings()] == ["HG214"]
+        assert [finding.rule_id for finding in report.blocking_findings()] == ["HG214", "HG219"]
 
     def test_callable_package_alias(self, saved_example: Path) -> None:
         report = hubguard.audit(str(saved_example), policy="strict")

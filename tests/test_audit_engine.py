@@ -363,10 +363,10 @@ class TestMoreEvasions:
         assert findings(DATACLASS_ON_FOREIGN) == [("HG207", 5, "deny")]
 
     def test_object_setattr_by_getattr(self) -> None:
-        assert findings(OBJECT_SETATTR) == [("HG207", 4, "deny")]
+        assert findings(OBJECT_SETATTR) == [("HG207", 4, "deny"), ("HG219", 5, "deny")]
 
     def test_object_setattr_call(self) -> None:
-        assert findings(OBJECT_SETATTR_CALL) == [("HG206", 4, "warn"), ("HG207", 4, "deny")]
+        assert findings(OBJECT_SETATTR_CALL) == [("HG206", 4, "warn"), ("HG207", 4, "deny"), ("HG219", 4, "deny")]
 
     def test_super_setattr_allowed(self) -> None:
         code = "class A:\n    def __setattr__(self, name, value):\n        super().__setattr__(name, value)\n"
@@ -414,3 +414,21 @@ class TestOrder:
 
     def test_nested_function_above_import(self) -> None:
         assert findings(USE_BEFORE_FUNCTION_IMPORT) == [("HG214", 3, "deny")]
+
+
+MODULE_IN_CONTAINER = "import torch\n\ndef f(p):\n    backends = {'t': torch}\n    return backends['t'].load(p)\n"
+MODULE_AS_ARGUMENT = "import numpy\n\ndef f(g):\n    return g(numpy)\n"
+
+
+class TestModuleValues:
+    def test_module_in_container(self) -> None:
+        assert findings(MODULE_IN_CONTAINER) == [("HG219", 4, "deny")]
+
+    def test_module_as_argument(self) -> None:
+        assert findings(MODULE_AS_ARGUMENT) == [("HG219", 4, "deny")]
+
+    def test_alias_assignment_allowed(self) -> None:
+        assert findings("import numpy\n\ndef f():\n    np = numpy\n    return np.zeros(1)\n") == []
+
+    def test_imported_class_as_value_allowed(self) -> None:
+        assert findings("from torch.nn import Linear\n\ndef f(g):\n    return g(Linear)\n") == []

@@ -259,6 +259,7 @@ def _bound_names(scope_node: ast.AST) -> set[str]:
 class _Binding:
     target: str | None  # dotted import target, or None for an ordinary local value
     guarded: bool = False
+    module: bool = False  # bound by an "import x" statement, so the value is a module
 
 
 class _Scope:
@@ -430,10 +431,10 @@ class _Scanner(ast.NodeVisitor):
             if isinstance(statement, ast.Import):
                 for alias in statement.names:
                     if alias.asname:
-                        self._bind(alias.asname, _Binding(alias.name, inside))
+                        self._bind(alias.asname, _Binding(alias.name, inside, module=True))
                     else:
                         top = alias.name.split(".")[0]
-                        self._bind(top, _Binding(top, inside))
+                        self._bind(top, _Binding(top, inside, module=True))
             elif isinstance(statement, ast.ImportFrom):
                 for alias in statement.names:
                     if alias.name == "*":
@@ -595,10 +596,10 @@ class _Scanner(ast.NodeVisitor):
             rule = self.decide(alias.name, guarded=guarded)
             self._record_import(node, alias.name, placement, rule)
             if alias.asname:
-                self._bind(alias.asname, _Binding(alias.name, guarded))
+                self._bind(alias.asname, _Binding(alias.name, guarded, module=True))
             else:
                 top = alias.name.split(".")[0]
-                self._bind(top, _Binding(top, guarded))
+                self._bind(top, _Binding(top, guarded, module=True))
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         placement = self.placement()
@@ -654,12 +655,13 @@ class _Scanner(ast.NodeVisitor):
                 self._check_chain(node)
             return
         if binding is not None and binding.target is not None and id(node) not in self._chain_handled:
-            if self.policy.is_partial(binding.target):
+            if self.policy.is_partial(binding.target) or binding.module:
+                # Once passed around, the module's members can no longer be resolved here.
                 self.add(
                     node,
                     "HG219",
                     self.policy.decide_construct("module_value"),
-                    f"module '{binding.target}' is used as a value; only its allowed members may be used",
+                    f"module '{binding.target}' is used as a value; use its members by name instead",
                 )
 
     def _check_builtin_name(self, node: ast.Name) -> None:
@@ -858,13 +860,21 @@ class _Scanner(ast.NodeVisitor):
 
     # assignments ------------------------------------------------------------------------------
 
+    def _is_module_value(self, node: ast.AST) -> bool:
+        if not isinstance(node, ast.Name):
+            return False
+        binding = self._lookup(node.id)
+        return binding != "builtin" and binding is not None and binding.module
+
     def visit_Assign(self, node: ast.Assign) -> None:
-        self.visit(node.value)
         resolved = self.resolve(node.value) if isinstance(node.value, (ast.Name, ast.Attribute)) else None
+        if resolved is not None and isinstance(node.value, ast.Name) and all(isinstance(t, ast.Name) for t in node.targets):
+            self._chain_handled.add(id(node.value))  # "t = torch" makes an alias, tracked below
+        self.visit(node.value)
         for target in node.targets:
             self._check_target(target)
             if isinstance(target, ast.Name) and resolved is not None:
-                self._bind(target.id, _Binding(resolved[0], resolved[1]))
+                self._bind(target.id, _Binding(resolved[0], resolved[1], module=self._is_module_value(node.value)))
             self.visit(target)
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
