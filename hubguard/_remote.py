@@ -35,6 +35,11 @@ logger = logging.getLogger(__name__)
 
 MODEL_AUTO_CLASSES = ("AutoModel", "AutoModelForImageClassification")
 
+# One Policy object per effective policy (its sha256). The sandbox reuses the modules it
+# imported for a code id only under the same policy object, and every load reads its
+# policy file again, so equal policies must map to one object for the cache to hit.
+_POLICIES: dict[str, Any] = {}
+
 
 @dataclass
 class RemoteLoad:
@@ -198,6 +203,7 @@ def load_remote(
     started = time.perf_counter()
     if not isinstance(policy, Policy):
         policy = load_policy(policy)
+    policy = _POLICIES.setdefault(policy.sha256, policy)
     reference = auto_map_reference(snapshot, auto_class_name)
 
     # (2) fetch the code snapshot

@@ -1,0 +1,589 @@
+"""The twelve reported cases, run through the public API and the whole remote-code path.
+
+Each class rebuilds one case's inputs as small repositories (local folders, git
+repositories reached by ``git+file://`` URLs, or repositories served by olah) and loads
+them with ``AutoConfig`` / ``AutoModel`` ``from_pretrained`` and ``trust_remote_code=True``,
+so every load goes through fetch, audit, the trial when the policy asks for it, and the
+sandboxed import. Nothing in the pipeline is replaced. Most loads use a policy that
+extends the default with the jailed trial switched off, to keep the module fast; the
+registry case and the save-after-load case use the default policy itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+import hubguard
+from hubguard.auto import isolated_registry
+from _olah import OlahServer, RewritingProxy, commit_files, git, init_repo, olah_server  # noqa: F401  # fixture
+
+pytestmark = pytest.mark.slow
+
+TRIAL_OFF_POLICY = """\
+extends = "default"
+name = "cases-trial-off"
+
+[trial]
+mode = "off"
+"""
+
+CONFIGURATION_TINY = """\
+from transformers import PretrainedConfig
+
+
+class TinyConfig(PretrainedConfig):
+    model_type = "acme-tiny"
+
+    def __init__(self, width=4, **kwargs):
+        self.width = width
+        super().__init__(**kwargs)
+"""
+
+
+def _config_json(model: str = "modeling_tiny.TinyModel", **values: object) -> str:
+    document = {
+        "model_type": "acme-tiny",
+        "width": 4,
+        **values,
+        "auto_map": {"AutoConfig": "configuration_tiny.TinyConfig", "AutoModel": model},
+    }
+    return json.dumps(document, indent=2)
+
+
+def _write(folder: Path, files: Mapping[str, str]) -> Path:
+    """Write ``files`` (relative path -> text) under ``folder`` and return ``folder``."""
+    for name, text in files.items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return folder
+
+
+def _policy(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUBGUARD_CACHE", str(tmp_path / "hubguard-cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+
+
+@pytest.fixture
+def hub(olah_server: OlahServer, monkeypatch: pytest.MonkeyPatch) -> OlahServer:
+    """The olah server, set as the Hub endpoint of this test."""
+    monkeypatch.setenv("HF_ENDPOINT", olah_server.endpoint)
+    return olah_server
+
+
+@pytest.fixture
+def fast_policy(tmp_path: Path) -> Path:
+    return _policy(tmp_path, "trial-off", TRIAL_OFF_POLICY)
+
+
+def _publish(hub: OlahServer, repo_id: str, files: Mapping[str, str]) -> str:
+    """Commit ``files`` to the olah repository ``repo_id`` (created if needed) and return the commit."""
+    folder = hub.repo_folder(repo_id)
+    if not (folder / ".git").exists():
+        hub.create_repo(repo_id)
+    return commit_files(folder, dict(files))
+
+
+# --- auto-registry-isolation -------------------------------------------------------------
+
+TWIN_CONFIGURATION = """\
+from transformers import AutoConfig, PretrainedConfig
+
+
+class TwinConfig(PretrainedConfig):
+    model_type = "acme_base"
+
+    def __init__(self, width=4, **kwargs):
+        self.width = width
+        self.flavour = "twin"
+        super().__init__(**kwargs)
+
+
+AutoConfig.register("acme_base", TwinConfig, exist_ok=True)
+"""
+
+TWIN_CONFIG_JSON = json.dumps(
+    {"model_type": "acme_base", "width": 4, "auto_map": {"AutoConfig": "configuration_twin.TwinConfig"}}
+)
+
+
+def _registered_configs() -> dict[str, type]:
+    from hubguard.auto import _registry
+
+    return dict(_registry().configs)
+
+
+class TestRemoteRegistrationNeverReachesTheProcessRegistry:
+    def test_twin_refused_and_plain_load_gets_host_class(self, tmp_path: Path) -> None:
+        class AcmeBaseConfig(hubguard.PretrainedConfig):
+            model_type = "acme_base"
+
+            def __init__(self, width: int = 4, **kwargs: object) -> None:
+                self.width = width
+                self.flavour = "genuine"
+                super().__init__(**kwargs)
+
+        twin = _write(tmp_path / "evil-twin", {"config.json": TWIN_CONFIG_JSON, "configuration_twin.py": TWIN_CONFIGURATION})
+        plain = _write(tmp_path / "plain", {"config.json": json.dumps({"model_type": "acme_base", "width": 4})})
+        with isolated_registry():
+            # Step 1: the host registers its own class.
+            hubguard.AutoConfig.register("acme_base", AcmeBaseConfig)
+            before = _registered_configs()
+            assert before["acme_base"] is AcmeBaseConfig
+
+            # Step 2: the default policy refuses the register call before the code runs.
+            with pytest.raises(hubguard.PolicyViolation, match=r"configuration_twin\.py:13") as caught:
+                hubguard.AutoConfig.from_pretrained(str(twin), trust_remote_code=True)
+            blocking = caught.value.report.blocking_findings()
+            assert [(finding.path, finding.line, finding.rule_id) for finding in blocking] == [
+                ("configuration_twin.py", 13, "HG216")
+            ]
+            assert "AutoConfig.register" in blocking[0].message
+
+            # Step 3: a plain config without trust gets the host's class.
+            config = hubguard.AutoConfig.from_pretrained(str(plain))
+            assert type(config) is AcmeBaseConfig
+            assert config.flavour == "genuine"
+            assert not type(config).__module__.startswith("hubguard_modules")
+
+            # Step 4: the registry is as the host left it.
+            assert _registered_configs() == before
+
+    def test_register_call_refused_at_run_time_when_scan_only_warns(self, tmp_path: Path) -> None:
+        class AcmeBaseConfig(hubguard.PretrainedConfig):
+            model_type = "acme_base"
+
+            def __init__(self, width: int = 4, **kwargs: object) -> None:
+                self.width = width
+                self.flavour = "genuine"
+                super().__init__(**kwargs)
+
+        policy = _policy(tmp_path, "registry-warn", TRIAL_OFF_POLICY + '\n[code]\nregistry_write = "warn"\n')
+        twin = _write(tmp_path / "evil-twin", {"config.json": TWIN_CONFIG_JSON, "configuration_twin.py": TWIN_CONFIGURATION})
+        plain = _write(tmp_path / "plain", {"config.json": json.dumps({"model_type": "acme_base", "width": 4})})
+        with isolated_registry():
+            hubguard.AutoConfig.register("acme_base", AcmeBaseConfig)
+            before = _registered_configs()
+            # The runtime guard refuses the call the scan let through with a warning.
+            with pytest.raises(hubguard.SandboxViolation, match=r"configuration_twin\.py:13: AutoConfig\.register refused"):
+                hubguard.AutoConfig.from_pretrained(str(twin), trust_remote_code=True, policy=str(policy))
+            assert _registered_configs() == before
+            config = hubguard.AutoConfig.from_pretrained(str(plain))
+            assert type(config) is AcmeBaseConfig
+            assert config.flavour == "genuine"
+
+
+# --- bandit-noise-on-model-code ----------------------------------------------------------
+
+# Line numbers matter: the expected findings are at fixed lines.
+SCAN_LOADS = """\
+# Scanned only, never run.
+import torch
+from torch import load as tload
+
+
+def load_safe(path):
+    return torch.load(path, weights_only=True)
+
+
+def load_default(path):
+    return torch.load(path)
+
+
+def load_explicit_unsafe(path):
+    return torch.load(path, weights_only=False)
+
+
+def load_torchscript(path):
+    return torch.jit.load(path)
+
+
+def build_kernel(sources):
+    return torch.utils.cpp_extension.load(name="tiny_kernel", sources=sources)
+
+
+def load_alias(path):
+    return tload(path)
+
+
+def load_flag(path, flag):
+    return torch.load(path, weights_only=flag)
+"""
+
+SCAN_ASSERTS = """\
+# Scanned only: a shape check as modeling files have them.
+def project(x, w):
+    assert len(x) == len(w), "input and weight lengths differ"
+    return sum(a * b for a, b in zip(x, w))
+"""
+
+
+class TestBanditNoiseDoesNotDecideModelCode:
+    def test_unsafe_loads_block_at_their_lines_only(self, tmp_path: Path) -> None:
+        folder = _write(tmp_path / "scan", {"scan_loads.py": SCAN_LOADS, "scan_asserts.py": SCAN_ASSERTS})
+        report = hubguard.audit(str(folder))
+        scanned = {entry.path for entry in report.files if entry.scanned}
+        assert {"scan_loads.py", "scan_asserts.py"} <= scanned
+        blocking = {(finding.path, finding.line) for finding in report.blocking_findings()}
+        assert blocking == {("scan_loads.py", line) for line in (11, 15, 23, 27, 31)}
+        by_line = {finding.line: finding for finding in report.findings if finding.path == "scan_loads.py"}
+        for line in (11, 15, 27, 31):
+            assert "torch.load" in by_line[line].policy_key, by_line[line]
+        assert "cpp_extension" in by_line[23].policy_key
+        assert "torch.load" not in by_line[23].policy_key
+        assert 7 not in by_line and 19 not in {f.line for f in report.blocking_findings()}
+        assert not any(finding.path == "scan_asserts.py" for finding in report.blocking_findings())
+
+
+# --- config-overrides-and-kwargs ---------------------------------------------------------
+
+HEADS_CONFIGURATION = """\
+from transformers import PretrainedConfig
+
+
+class HeadsConfig(PretrainedConfig):
+    model_type = "acme-heads"
+
+    def __init__(self, hidden=4, heads=2, **kwargs):
+        if hidden % heads != 0:
+            raise ValueError("hidden must be a multiple of heads")
+        self.hidden = hidden
+        self.heads = heads
+        self.head_dim = hidden // heads
+        super().__init__(**kwargs)
+"""
+
+NOKW_CONFIGURATION = """\
+from transformers import PretrainedConfig
+
+
+class NoKwConfig(PretrainedConfig):
+    model_type = "acme-nokw"
+
+    def __init__(self, hidden=4):
+        self.hidden = hidden
+        super().__init__()
+"""
+
+
+class TestOverridesGoThroughTheRemoteConfigInit:
+    @pytest.fixture
+    def heads(self, tmp_path: Path) -> Path:
+        config = {"model_type": "acme-heads", "hidden": 8, "heads": 2,
+                  "auto_map": {"AutoConfig": "configuration_heads.HeadsConfig"}}
+        return _write(tmp_path / "heads", {"config.json": json.dumps(config), "configuration_heads.py": HEADS_CONFIGURATION})
+
+    def test_override_reaches_init(self, heads: Path) -> None:
+        config = hubguard.AutoConfig.from_pretrained(str(heads), trust_remote_code=True, heads=4)
+        assert type(config).__name__ == "HeadsConfig"
+        assert (config.hidden, config.heads, config.head_dim) == (8, 4, 2)
+
+    def test_invalid_override_raises_the_init_error(self, heads: Path) -> None:
+        with pytest.raises(ValueError, match="hidden must be a multiple of heads"):
+            hubguard.AutoConfig.from_pretrained(str(heads), trust_remote_code=True, heads=3)
+
+    def test_no_overrides_keeps_saved_values(self, heads: Path) -> None:
+        config = hubguard.AutoConfig.from_pretrained(str(heads), trust_remote_code=True)
+        assert (config.hidden, config.heads, config.head_dim) == (8, 2, 4)
+
+    def test_init_without_kwargs_named_in_error(self, tmp_path: Path) -> None:
+        config = {"model_type": "acme-nokw", "hidden": 8, "transformers_version": "4.40.0",
+                  "auto_map": {"AutoConfig": "configuration_nokw.NoKwConfig"}}
+        folder = _write(tmp_path / "nokw", {"config.json": json.dumps(config), "configuration_nokw.py": NOKW_CONFIGURATION})
+        with pytest.raises(hubguard.ConfigurationError, match=r"NoKwConfig\.__init__ must accept \*\*kwargs") as caught:
+            hubguard.AutoConfig.from_pretrained(str(folder), trust_remote_code=True)
+        assert "transformers_version" in str(caught.value)
+
+
+# --- helpers-sandboxed-too ---------------------------------------------------------------
+
+HELPERS_WRITING = """\
+def describe(width):
+    handle = open({marker!r}, "w")
+    handle.write("helper ran without the sandbox")
+    handle.close()
+    return "width=%d" % width
+"""
+
+MODELING_WITH_HELPER = """\
+from transformers import PreTrainedModel
+
+from .configuration_tiny import TinyConfig
+from .helpers import describe
+
+
+class TinyModel(PreTrainedModel):
+    config_class = TinyConfig
+
+    def describe(self):
+        return describe(self.config.width)
+"""
+
+MODELING_LAZY = """\
+import importlib
+
+from transformers import PreTrainedModel
+
+from .configuration_tiny import TinyConfig
+
+
+class LazyModel(PreTrainedModel):
+    config_class = TinyConfig
+
+    def describe(self):
+        helpers = importlib.import_module(".helpers", __package__)
+        return helpers.describe(self.config.width)
+"""
+
+OPEN_WARNS_POLICY = TRIAL_OFF_POLICY + """
+[builtins]
+warn = ["open"]
+"""
+
+
+class TestHelperModulesAreSandboxedLikeTheEntry:
+    @pytest.fixture
+    def marker(self, tmp_path: Path) -> Path:
+        return tmp_path / "helper-ran.txt"
+
+    def _repo(self, tmp_path: Path, marker: Path, model: str) -> Path:
+        return _write(tmp_path / "repo", {
+            "config.json": _config_json(model),
+            "configuration_tiny.py": CONFIGURATION_TINY,
+            "helpers.py": HELPERS_WRITING.format(marker=str(marker)),
+            "modeling_tiny.py": MODELING_WITH_HELPER,
+            "modeling_lazy.py": MODELING_LAZY,
+        })
+
+    def test_default_policy_refuses_for_the_helper(self, tmp_path: Path, marker: Path) -> None:
+        folder = self._repo(tmp_path, marker, "modeling_tiny.TinyModel")
+        with pytest.raises(hubguard.PolicyViolation, match=r"helpers\.py:2") as caught:
+            hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True)
+        opens = [f for f in caught.value.report.blocking_findings() if f.path == "helpers.py"]
+        assert [(f.line, f.policy_key) for f in opens] == [(2, 'builtins.deny["open"]')]
+        assert not marker.exists()
+
+    def test_helper_call_refused_at_run_time_when_scan_only_warns(self, tmp_path: Path, marker: Path) -> None:
+        folder = self._repo(tmp_path, marker, "modeling_tiny.TinyModel")
+        policy = _policy(tmp_path, "open-warns", OPEN_WARNS_POLICY)
+        model = hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True, policy=str(policy))
+        with pytest.raises(hubguard.SandboxViolation, match=r"open") as caught:
+            model.describe()
+        assert "helpers.py:2" in str(caught.value)
+        assert not marker.exists()
+
+    def test_lazy_importlib_variant_refused(self, tmp_path: Path, marker: Path) -> None:
+        folder = self._repo(tmp_path, marker, "modeling_lazy.LazyModel")
+        policy = _policy(tmp_path, "open-warns", OPEN_WARNS_POLICY)
+        with pytest.raises(hubguard.PolicyViolation, match=r"modeling_lazy\.py:1") as caught:
+            hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True, policy=str(policy))
+        keys = [(f.path, f.line, f.policy_key) for f in caught.value.report.blocking_findings()]
+        assert ("modeling_lazy.py", 1, 'modules.deny["importlib"]') in keys
+        assert not marker.exists()
+
+
+# --- module-cache-staleness --------------------------------------------------------------
+
+MODELING_MAGIC = """\
+from transformers import PreTrainedModel
+
+from .configuration_tiny import TinyConfig
+from .helpers import MAGIC
+
+
+class TinyModel(PreTrainedModel):
+    config_class = TinyConfig
+
+    def magic(self):
+        return MAGIC
+"""
+
+MODELING_MAGIC_C = MODELING_MAGIC.replace("return MAGIC", 'return "C" if MAGIC == "A" else "C?"')
+
+
+class TestModuleCacheKeyedOnWholeClosure:
+    def test_same_leaf_name_and_edited_helper(self, tmp_path: Path, fast_policy: Path) -> None:
+        def checkpoint(run: str, helper: str, modeling: str) -> Path:
+            return _write(tmp_path / "runs" / run / "ckpt", {
+                "config.json": _config_json(),
+                "configuration_tiny.py": CONFIGURATION_TINY,
+                "helpers.py": f"MAGIC = {helper!r}\n",
+                "modeling_tiny.py": modeling,
+            })
+
+        def load(folder: Path) -> hubguard.PreTrainedModel:
+            return hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True, policy=str(fast_policy))
+
+        a = checkpoint("a", "A", MODELING_MAGIC)
+        b = checkpoint("b", "B", MODELING_MAGIC)
+        c = checkpoint("c", "A", MODELING_MAGIC_C)
+        models = [load(a), load(b), load(c)]
+        assert [model.magic() for model in models] == ["A", "B", "C"]
+        classes = [type(model) for model in models]
+        assert len({id(cls) for cls in classes}) == 3
+        assert len({cls.__module__ for cls in classes}) == 3
+
+        (a / "helpers.py").write_text('MAGIC = "A2"\n', encoding="utf-8")
+        assert load(a).magic() == "A2"
+
+        again = load(b)
+        assert again.magic() == "B"
+        assert type(again) is classes[1]
+
+
+# --- optional-imports --------------------------------------------------------------------
+
+MODELING_OPTIONAL = """\
+import math
+
+from transformers import PreTrainedModel
+
+from .configuration_tiny import TinyConfig
+
+try:
+    import acme_fastkern as fastkern
+    HAVE_FASTKERN = True
+except (ImportError, ModuleNotFoundError):
+    fastkern = None
+    HAVE_FASTKERN = False
+
+try:
+    from acme_fused_ops import (
+        fused_norm,
+        fused_scale,
+    )
+except ImportError:
+    fused_norm = None
+    fused_scale = None
+
+
+def kernels_enabled():
+    return False
+
+
+if kernels_enabled():
+    import acme_if_guarded
+
+print("optional-imports modeling ran")
+
+
+class TinyModel(PreTrainedModel):
+    config_class = TinyConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.scale = math.sqrt(config.width)
+
+    def forward(self, values):
+        if HAVE_FASTKERN:
+            return fastkern.scale(values, self.scale)
+        return [v * self.scale for v in values]
+
+    def has_fastkern(self):
+        return HAVE_FASTKERN
+
+    def export_helper(self):
+        import acme_deferred
+        return acme_deferred.VERSION
+"""
+
+MODELING_HARD_DEP = """\
+import math
+
+print("hard-dep modeling ran")
+
+import acme_required_dep
+
+from transformers import PreTrainedModel
+
+from .configuration_tiny import TinyConfig
+
+
+class TinyModel(PreTrainedModel):
+    config_class = TinyConfig
+
+    def forward(self, values):
+        return [acme_required_dep.scale(v, math.pi) for v in values]
+"""
+
+MODELING_GUARDED_SOCKET = """\
+from transformers import PreTrainedModel
+
+from .configuration_tiny import TinyConfig
+
+# Guarded like an optional dependency; the module itself is denied.
+try:
+    import socket
+except ImportError:
+    socket = None
+
+
+class TinyModel(PreTrainedModel):
+    config_class = TinyConfig
+
+    def forward(self, values):
+        return values
+"""
+
+ACME_ALLOWED_POLICY = TRIAL_OFF_POLICY + """
+[modules]
+allow = ["acme_fastkern", "acme_fused_ops", "acme_if_guarded", "acme_deferred", "acme_required_dep"]
+"""
+
+CONFIGURATION_PRINTING = CONFIGURATION_TINY.replace(
+    "\n\nclass TinyConfig", '\nprint("optional-imports configuration ran")\n\n\nclass TinyConfig'
+)
+
+
+class TestOptionalImportsAreNotRequirements:
+    def _repo(self, tmp_path: Path, model: str) -> Path:
+        return _write(tmp_path / "repo", {
+            "config.json": _config_json(model),
+            "configuration_tiny.py": CONFIGURATION_PRINTING,
+            "modeling_tiny.py": MODELING_OPTIONAL,
+            "modeling_tiny_hard_dep.py": MODELING_HARD_DEP,
+            "modeling_tiny_guarded_socket.py": MODELING_GUARDED_SOCKET,
+        })
+
+    def test_guarded_imports_optional_and_load_succeeds(self, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+        folder = self._repo(tmp_path, "modeling_tiny.TinyModel")
+        policy = _policy(tmp_path, "acme", ACME_ALLOWED_POLICY)
+        report = hubguard.audit(str(folder), policy=str(policy))
+        assert report.dependencies.optional == ("acme_deferred", "acme_fastkern", "acme_fused_ops", "acme_if_guarded")
+        assert report.missing_required() == []
+        model = hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True, policy=str(policy))
+        assert model.has_fastkern() is False
+        assert model.forward([1.0, 2.0]) == [2.0, 4.0]
+        assert "optional-imports modeling ran" in capfd.readouterr().out
+
+    def test_unguarded_missing_module_refused_before_code_runs(
+        self, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        folder = self._repo(tmp_path, "modeling_tiny_hard_dep.TinyModel")
+        policy = _policy(tmp_path, "acme", ACME_ALLOWED_POLICY)
+        with pytest.raises(hubguard.MissingDependencyError, match="acme_required_dep") as caught:
+            hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True, policy=str(policy))
+        assert caught.value.missing == ["acme_required_dep"]
+        assert "ran" not in capfd.readouterr().out
+
+    def test_guarded_socket_refused_by_import_policy(self, tmp_path: Path) -> None:
+        folder = self._repo(tmp_path, "modeling_tiny_guarded_socket.TinyModel")
+        with pytest.raises(hubguard.PolicyViolation, match=r"modeling_tiny_guarded_socket\.py:7") as caught:
+            hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True)
+        keys = [(f.path, f.line, f.policy_key) for f in caught.value.report.blocking_findings()]
+        assert ("modeling_tiny_guarded_socket.py", 7, 'modules.deny["socket"]') in keys
