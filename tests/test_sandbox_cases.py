@@ -194,3 +194,56 @@ def test_auto_register_refused_and_registry_unchanged() -> None:
     assert raised.value.path == "configuration_twin.py"
     assert raised.value.line == 13
     assert dict(_registry().configs) == before
+
+
+TRANSFORMERS_NAMES = """from transformers.configuration_utils import PretrainedConfig
+from transformers.modeling_utils import PreTrainedModel
+from transformers.utils import logging
+import transformers
+
+logger = logging.get_logger(__name__)
+
+try:
+    from transformers.generation.streamers import BaseStreamer
+except ImportError:
+    BaseStreamer = None
+
+
+def names():
+    return PretrainedConfig.__name__, PreTrainedModel.__name__, logger.name, BaseStreamer, transformers.AutoModel.__name__
+"""
+
+
+class _Report:
+    """A report sink with the add_runtime_event method import_snapshot accepts."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    def add_runtime_event(self, event: dict) -> None:
+        self.events.append(event)
+
+
+def test_transformers_names_map_to_hubguard() -> None:
+    """transformers submodules resolve to hubguard's API; a missing one takes the ImportError fallback."""
+    snapshot = _snapshot({"modeling_x.py": TRANSFORMERS_NAMES}, ["modeling_x.py"], "acme/transformers-names")
+
+    module = import_snapshot(snapshot, POLICY).module("modeling_x.py")
+
+    assert module.names() == ("PretrainedConfig", "PreTrainedModel", module.__name__, None, "AutoModel")
+
+
+def test_report_object_receives_runtime_events(tmp_path: Path) -> None:
+    """A report with add_runtime_event gets each refusal with its rule, file and line."""
+    report = _Report()
+    marker = tmp_path / "marker.txt"
+    contents = {"modeling_x.py": f"def run():\n    open({str(marker)!r}, 'w')\n"}
+    module = import_snapshot(_snapshot(contents, ["modeling_x.py"], "acme/report"), POLICY, report=report).module("modeling_x.py")
+
+    with pytest.raises(SandboxViolation, match=r"builtin open\(\) is withheld"):
+        module.run()
+
+    assert [(event["rule_id"], event["path"], event["line"], event["verdict"]) for event in report.events] == [
+        ("HG305", "modeling_x.py", 2, "deny")
+    ]
+    assert not marker.exists()
