@@ -201,6 +201,8 @@ def load_remote(
 
     # (1) resolve the reference and the policy
     started = time.perf_counter()
+    # Names float only under a policy the caller chose, as for the repository's own revision.
+    allow_floating = policy is not None
     if not isinstance(policy, Policy):
         policy = load_policy(policy)
     policy = _POLICIES.setdefault(policy.sha256, policy)
@@ -211,7 +213,7 @@ def load_remote(
         snapshot,
         reference,
         code_revision=code_revision,
-        allow_floating=policy.revisions.allow_floating,
+        allow_floating=allow_floating and policy.revisions.allow_floating,
         lock=lock,
     )
     code_snapshot = class_reference.snapshot

@@ -141,7 +141,10 @@ class AutoConfig:
         Args:
             trust_remote_code: ``True`` lets the repository's own code (``auto_map``) run
                 through audit and sandbox; ``None`` lets the remote-code pipeline ask.
-            policy, lock, code_revision: passed to the remote-code pipeline.
+            policy: passed to the remote-code pipeline; its ``[revisions]`` section also
+                decides whether ``revision`` may be a branch or tag name (without a
+                policy it must be a full commit id).
+            lock, code_revision: passed to the remote-code pipeline.
             overrides: passed into the config class's ``__init__``.
 
         Raises:
@@ -150,7 +153,9 @@ class AutoConfig:
             ConfigurationError: ``config.json`` is missing or malformed, or its
                 ``model_type`` is missing or unknown.
         """
-        snapshot = fetch_snapshot(source, revision=revision, lock=lock, token=token, include_weights=False)
+        snapshot = fetch_snapshot(
+            source, revision=revision, lock=lock, token=token, include_weights=False, policy=policy
+        )
         return cls._from_snapshot(
             snapshot,
             trust_remote_code=trust_remote_code,
@@ -314,7 +319,10 @@ class _AutoModelClass:
         Args:
             trust_remote_code: ``True`` lets the repository's own code (``auto_map``) run
                 through audit and sandbox; ``None`` lets the remote-code pipeline ask.
-            policy, lock, code_revision: passed to the remote-code pipeline.
+            policy: passed to the remote-code pipeline; its ``[revisions]`` section also
+                decides whether ``revision`` may be a branch or tag name (without a
+                policy it must be a full commit id).
+            lock, code_revision: passed to the remote-code pipeline.
             dtype, strict: as in :meth:`PreTrainedModel.from_pretrained`.
             config_overrides: passed into the config class's ``__init__``.
 
@@ -325,7 +333,9 @@ class _AutoModelClass:
                 registered for its ``model_type``.
             WeightsError: the weights are not safetensors or do not match the model.
         """
-        snapshot = fetch_snapshot(source, revision=revision, lock=lock, token=token, include_weights=True)
+        snapshot = fetch_snapshot(
+            source, revision=revision, lock=lock, token=token, include_weights=True, policy=policy
+        )
         return cls._from_snapshot(
             snapshot,
             config=config,

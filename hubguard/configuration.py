@@ -351,11 +351,32 @@ def fetch_snapshot(
     lock: str | os.PathLike[str] | None = None,
     token: str | None = None,
     include_weights: bool,
+    policy: Any = None,
 ) -> Snapshot:
-    """Fetch and verify ``source`` through the loader (the only way models read files)."""
+    """Fetch and verify ``source`` through the loader (the only way models read files).
+
+    A ``policy`` the caller gave (a ``Policy``, a name or a file) decides through its
+    ``[revisions]`` section whether branch and tag names may float and whether a local
+    folder needs a lock file. Without one, ``revision`` must be a full commit id.
+    """
     from hubguard.loader import fetch
 
-    return fetch(os.fspath(source), revision=revision, lock=lock, token=token, include_weights=include_weights)
+    allow_floating = require_lock = False
+    if policy is not None:
+        from hubguard.audit.policy import Policy, load_policy
+
+        policy = policy if isinstance(policy, Policy) else load_policy(policy)
+        allow_floating = policy.revisions.allow_floating
+        require_lock = policy.revisions.local_requires_lock and os.path.isdir(source)
+    return fetch(
+        os.fspath(source),
+        revision=revision,
+        lock=lock,
+        token=token,
+        include_weights=include_weights,
+        allow_floating=allow_floating,
+        require_lock=require_lock,
+    )
 
 
 def _auto_class_name(auto_class: str | type, *, expected_prefix: str) -> str:

@@ -23,6 +23,7 @@ import pytest
 
 import hubguard
 from hubguard.auto import isolated_registry
+from hubguard.loader import fetch
 from _olah import OlahServer, RewritingProxy, commit_files, git, init_repo, olah_server  # noqa: F401  # fixture
 
 pytestmark = pytest.mark.slow
@@ -587,3 +588,337 @@ class TestOptionalImportsAreNotRequirements:
             hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True)
         keys = [(f.path, f.line, f.policy_key) for f in caught.value.report.blocking_findings()]
         assert ("modeling_tiny_guarded_socket.py", 7, 'modules.deny["socket"]') in keys
+
+
+# --- relative-imports --------------------------------------------------------------------
+
+MODELING_RELATIVE = '''\
+"""Tiny model with every spelling of a relative import.
+
+A usage note in this docstring is text, not an import:
+
+    from .ghost_module import NotReal
+"""
+from transformers import PreTrainedModel
+
+from . import helpers
+from .configuration_tiny import TinyConfig
+from .layers import (
+    TinyBlock,
+    TinyNorm,
+)
+from .utils.posenc import position_code
+
+# from .commented_out import AlsoNotReal
+
+
+class TinyModel(PreTrainedModel):
+    config_class = TinyConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.block = TinyBlock(config.width)
+        self.norm = TinyNorm()
+
+    def describe(self):
+        parts = [helpers.tag(), self.block.name(), self.norm.name(), position_code(3)]
+        return "|".join(parts)
+'''
+
+RELATIVE_FILES = {
+    "configuration_tiny.py": CONFIGURATION_TINY,
+    "modeling_tiny.py": MODELING_RELATIVE,
+    "helpers.py": 'def tag():\n    return "helpers"\n\n\ndef clamp(value, low, high):\n    return max(low, min(high, value))\n',
+    "layers.py": textwrap.dedent("""\
+        class TinyBlock:
+            def __init__(self, width):
+                self.width = width
+
+            def name(self):
+                return "block%d" % self.width
+
+
+        class TinyNorm:
+            def name(self):
+                return "norm"
+        """),
+    "utils/__init__.py": '"""Utilities of the tiny model."""\n',
+    "utils/posenc.py": 'from ..helpers import clamp\n\n\ndef position_code(index):\n    return "pos%d" % clamp(index, 0, 2)\n',
+    "modeling_escape.py": textwrap.dedent("""\
+        from transformers import PreTrainedModel
+
+        from .. import outside_the_repo
+        from .configuration_tiny import TinyConfig
+
+
+        class EscapeModel(PreTrainedModel):
+            config_class = TinyConfig
+
+            def forward(self, values):
+                return outside_the_repo.run(values)
+        """),
+}
+
+RELATIVE_CLOSURE = {
+    "modeling_tiny.py", "configuration_tiny.py", "helpers.py", "layers.py", "utils/__init__.py", "utils/posenc.py",
+}
+
+
+class TestRelativeImportsFormTheClosure:
+    def test_closure_describe_and_saved_files(self, tmp_path: Path, fast_policy: Path) -> None:
+        folder = _write(tmp_path / "repo", {"config.json": _config_json(), **RELATIVE_FILES})
+        snapshot = fetch(str(folder))
+        assert set(snapshot.code_paths) == RELATIVE_CLOSURE
+
+        model = hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True, policy=str(fast_policy))
+        assert model.describe() == "helpers|block4|norm|pos2"
+
+        out = tmp_path / "out"
+        model.save_pretrained(out)
+        saved = {path.relative_to(out).as_posix() for path in out.rglob("*.py")}
+        assert saved == RELATIVE_CLOSURE
+        assert (out / "utils").is_dir()
+        for name in RELATIVE_CLOSURE:
+            assert (out / name).read_text(encoding="utf-8") == RELATIVE_FILES[name]
+
+    def test_import_above_repository_root_refused(self, tmp_path: Path, fast_policy: Path) -> None:
+        folder = _write(tmp_path / "repo", {"config.json": _config_json("modeling_escape.EscapeModel"), **RELATIVE_FILES})
+        marker = tmp_path / "outside_the_repo.py"
+        marker.write_text("raise SystemExit('imported from outside the repository')\n", encoding="utf-8")
+        with pytest.raises(hubguard.UnsafeRepositoryError, match="leaves the repository root") as caught:
+            hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True, policy=str(fast_policy))
+        assert (caught.value.path, caught.value.line, caught.value.rule_id) == ("modeling_escape.py", 3, "HG107")
+        assert "modeling_escape.py:3" in caught.value.diagnostics()
+
+
+# --- sandbox-accepts-model-idioms --------------------------------------------------------
+
+IDIOM_CONFIGURATION = """\
+from typing import List, Optional
+
+from transformers import PretrainedConfig
+
+
+class TinyConfig(PretrainedConfig):
+    model_type = "acme-tiny"
+    layers: List[int]
+
+    def __init__(self, layers: Optional[List[int]] = None, width: int = 4, **kwargs):
+        self.layers = layers if layers is not None else [1, 2]
+        self.width = width
+        super().__init__(**kwargs)
+
+    def summary(self) -> str:
+        total: int = sum(self.layers)
+        return f"{self.model_type}:{self.width}x{total}"
+"""
+
+IDIOM_MODELING = """\
+from typing import Dict, List
+
+from transformers import PreTrainedModel
+
+from .configuration_tiny import TinyConfig
+
+
+class TinyBlock:
+    def __init__(self, width: int):
+        self.width = width
+
+    def __call__(self, values: List[float]) -> List[float]:
+        return [v * self.width for v in values]
+
+
+class TinyPreTrainedModel(PreTrainedModel):
+    config_class = TinyConfig
+    base_model_prefix = "tiny"
+    _no_split_modules = ["TinyBlock"]
+
+    def _init_weights(self, module):
+        module.initialised = True
+
+
+class TinyModel(TinyPreTrainedModel):
+    def __init__(self, config: TinyConfig):
+        super().__init__(config)
+        self.blocks = [TinyBlock(config.width) for _ in config.layers]
+        self._cache: Dict[str, int] = {}
+
+    def forward(self, values: List[float]) -> List[float]:
+        for block in self.blocks:
+            values = block(values)
+        self._cache["calls"] = self._cache.get("calls", 0) + 1
+        return values
+
+    def __repr__(self) -> str:
+        return f"TinyModel(blocks={len(self.blocks)})"
+"""
+
+# Line numbers matter: each function's return line is expected to be refused.
+BLOCKED_PATTERNS = """\
+class Probe:
+    def __init__(self, value):
+        self.value = value
+
+
+def via_class(p):
+    return p.__class__.__mro__
+
+
+def via_super_init(p):
+    return super(Probe, p).__init__.__globals__
+
+
+def via_subclasses():
+    return type(Probe).__subclasses__(type)
+
+
+def via_getattr_string(p):
+    return getattr(p, "__dict__")
+
+
+def via_vars(p):
+    return vars(p)
+
+
+def via_code(fn):
+    return fn.__code__.co_consts
+"""
+
+BLOCKED_LINES = {"via_class": 7, "via_super_init": 11, "via_subclasses": 15, "via_getattr_string": 19,
+                 "via_vars": 23, "via_code": 27}
+
+
+class TestSandboxAcceptsModelIdioms:
+    def test_canonical_config_and_model_run(self, tmp_path: Path, fast_policy: Path) -> None:
+        folder = _write(tmp_path / "repo", {
+            "config.json": _config_json(width=8),
+            "configuration_tiny.py": IDIOM_CONFIGURATION,
+            "modeling_tiny.py": IDIOM_MODELING,
+        })
+        loaded = hubguard.AutoConfig.from_pretrained(str(folder), trust_remote_code=True, policy=str(fast_policy))
+        assert type(loaded).__module__.startswith("hubguard_modules.")
+        config = type(loaded)(width=8)
+        assert config.summary() == "acme-tiny:8x3"
+        assert config.layers == [1, 2]
+
+        model_class = type(hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True, policy=str(fast_policy)))
+        model = model_class(config)
+        assert model.forward([1.0]) == [64.0]
+        assert repr(model) == "TinyModel(blocks=2)"
+        assert model._cache == {"calls": 1}
+
+    def test_reflection_patterns_refused(self, tmp_path: Path, fast_policy: Path) -> None:
+        modeling = IDIOM_MODELING.replace(
+            "from .configuration_tiny import TinyConfig\n",
+            "from .configuration_tiny import TinyConfig\nfrom . import blocked_patterns\n",
+        )
+        folder = _write(tmp_path / "repo", {
+            "config.json": _config_json(width=8),
+            "configuration_tiny.py": IDIOM_CONFIGURATION,
+            "modeling_tiny.py": modeling,
+            "blocked_patterns.py": BLOCKED_PATTERNS,
+        })
+        with pytest.raises(hubguard.PolicyViolation) as caught:
+            hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True, policy=str(fast_policy))
+        refused_lines = {f.line for f in caught.value.report.blocking_findings() if f.path == "blocked_patterns.py"}
+        assert refused_lines == set(BLOCKED_LINES.values())
+        assert not any(f.path != "blocked_patterns.py" for f in caught.value.report.blocking_findings())
+
+
+# --- revision-reaches-all-code -----------------------------------------------------------
+
+
+def _versioned_files(word: str, width: int) -> dict[str, str]:
+    return {
+        "config.json": _config_json(width=width),
+        "configuration_tiny.py": textwrap.dedent(f"""\
+            from transformers import PretrainedConfig
+
+            CODE_VERSION = "{word}"
+
+
+            class TinyConfig(PretrainedConfig):
+                model_type = "acme-tiny"
+
+                def __init__(self, width=4, **kwargs):
+                    self.width = width
+                    self.code_version = CODE_VERSION
+                    super().__init__(**kwargs)
+            """),
+        "helpers.py": f'HELPER_VERSION = "{word}"\n',
+        "modeling_tiny.py": textwrap.dedent(f"""\
+            from transformers import PreTrainedModel
+
+            from .configuration_tiny import TinyConfig
+            from .helpers import HELPER_VERSION
+
+            CODE_VERSION = "{word}"
+
+
+            class TinyModel(PreTrainedModel):
+                config_class = TinyConfig
+
+                def versions(self):
+                    return (CODE_VERSION, HELPER_VERSION, self.config.code_version, self.config.width)
+            """),
+    }
+
+
+FLOATING_POLICY = TRIAL_OFF_POLICY + "\n[revisions]\nallow_floating = true\n"
+
+
+class TestRevisionReachesEveryCodeFetch:
+    @pytest.fixture
+    def repo(self, tmp_path: Path) -> dict[str, str]:
+        folder = init_repo(tmp_path / "acme-tiny-git")
+        one = commit_files(folder, _versioned_files("one", 1), message="first version")
+        two = commit_files(folder, _versioned_files("two", 2), message="second version")
+        git(folder, "tag", "v-two", two)
+        return {"url": f"git+file://{folder}", "one": one, "two": two}
+
+    def test_a_pinned_commit(self, repo: dict[str, str], fast_policy: Path) -> None:
+        model = hubguard.AutoModel.from_pretrained(
+            repo["url"], revision=repo["one"], trust_remote_code=True, policy=str(fast_policy)
+        )
+        assert model.versions() == ("one", "one", "one", 1)
+
+    def test_b_from_config_keeps_the_config_commit(self, repo: dict[str, str], fast_policy: Path) -> None:
+        config = hubguard.AutoConfig.from_pretrained(
+            repo["url"], revision=repo["one"], trust_remote_code=True, policy=str(fast_policy)
+        )
+        model = hubguard.AutoModel.from_config(config, trust_remote_code=True, policy=str(fast_policy))
+        assert model.versions() == ("one", "one", "one", 1)
+        assert type(model).config_class is type(config)
+        assert type(model).__hubguard_snapshot__.revision.commit == repo["one"]
+
+    def test_c_branch_resolved_once_when_policy_floats(
+        self, repo: dict[str, str], tmp_path: Path
+    ) -> None:
+        policy = _policy(tmp_path, "floating", FLOATING_POLICY)
+        model = hubguard.AutoModel.from_pretrained(repo["url"], revision="main", trust_remote_code=True, policy=str(policy))
+        assert model.versions() == ("two", "two", "two", 2)
+        revision = type(model).__hubguard_snapshot__.revision
+        assert (revision.requested, revision.commit, revision.floating) == ("main", repo["two"], True)
+        assert {source.resolved_revision for source in model.hubguard_report.sources} == {repo["two"]}
+
+    @pytest.mark.parametrize("name", ["tag", "short"])
+    def test_d_names_refused_by_default_and_resolved_when_floating(
+        self, repo: dict[str, str], tmp_path: Path, name: str
+    ) -> None:
+        requested, expected = ("v-two", repo["two"]) if name == "tag" else (repo["one"][:7], repo["one"])
+        with pytest.raises(hubguard.UnpinnedRevisionError, match=f"Revision '{requested}' is not pinned"):
+            hubguard.AutoModel.from_pretrained(repo["url"], revision=requested, trust_remote_code=True)
+        with pytest.raises(hubguard.UnpinnedRevisionError, match=f"Revision '{requested}' is not pinned"):
+            hubguard.AutoModel.from_pretrained(repo["url"], revision=requested, trust_remote_code=True, policy="strict")
+        policy = _policy(tmp_path, "floating", FLOATING_POLICY)
+        model = hubguard.AutoModel.from_pretrained(repo["url"], revision=requested, trust_remote_code=True, policy=str(policy))
+        revision = type(model).__hubguard_snapshot__.revision
+        assert (revision.requested, revision.commit) == (requested, expected)
+        assert model.hubguard_report.sources[0].resolved_revision == expected
+
+    def test_e_code_revision_for_all_code(self, repo: dict[str, str], fast_policy: Path) -> None:
+        model = hubguard.AutoModel.from_pretrained(
+            repo["url"], revision=repo["two"], code_revision=repo["one"], trust_remote_code=True, policy=str(fast_policy)
+        )
+        assert model.versions() == ("one", "one", "one", 2)
