@@ -12,6 +12,7 @@ import functools
 import io
 import logging
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +48,11 @@ def _load_runtime() -> _BanditRuntime:
     """Build bandit's test set once per process with every test enabled; the policy filters results."""
     global _runtime
     if _runtime is None:
-        from bandit.core import config as bandit_config
-        from bandit.core import meta_ast, test_set
+        with warnings.catch_warnings():
+            # bandit 1.9 passes stevedore an argument that stevedore deprecated; not ours to fix.
+            warnings.filterwarnings("ignore", message="The verify_requirements argument")
+            from bandit.core import config as bandit_config
+            from bandit.core import meta_ast, test_set
 
         configuration = bandit_config.BanditConfig()
         _runtime = _BanditRuntime(meta_ast.BanditMetaAst(), test_set.BanditTestSet(configuration, {}), bandit_version())
@@ -80,9 +84,9 @@ def run_bandit(text: str, path: str, policy: Policy) -> list[Finding]:
     settings = policy.bandit
     if not settings.enabled:
         return []
+    runtime = _load_runtime()
     from bandit.core import metrics, node_visitor
 
-    runtime = _load_runtime()
     data = text.encode("utf-8")
     with _lock:  # bandit keeps per-run state on shared plugin objects
         # bandit derives a module name from __init__.py files along the path, so a root that
