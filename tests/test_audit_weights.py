@@ -161,3 +161,30 @@ class TestScanWeights:
         report = audit(str(repo))
         assert [(w.path, w.format, w.tensors) for w in report.weights] == [("model.safetensors", "safetensors", 2)]
         assert report.verdict == "allow"
+
+
+def torch_style_zip(payload: bytes) -> bytes:
+    """Return a zip laid out like torch.save's format, with ``payload`` as its pickle."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("model/data.pkl", payload)
+        archive.writestr("model/version", "3\n")
+    return buffer.getvalue()
+
+
+class TestWeightFormats:
+    def test_zip_pickle_dangerous_global(self, tmp_path: Path) -> None:
+        marker = tmp_path / "marker"
+        snapshot = snapshot_with(tmp_path, {"pytorch_model.bin": torch_style_zip(pickle.dumps(_CallsSystem()))})
+        files, findings = scan_weights(snapshot, load_policy("default"))
+        assert files[0].pickle_globals == ("posix.system",)
+        assert [(f.rule_id, f.verdict) for f in findings] == [("HG240", "deny"), ("HG241", "deny")]
+        assert not marker.exists()
+
+    def test_unknown_format_warns(self, tmp_path: Path) -> None:
+        snapshot = snapshot_with(tmp_path, {"flax_model.msgpack": b"\x80"})
+        files, findings = scan_weights(snapshot, load_policy("default"))
+        assert [(f.path, f.format) for f in files] == [("flax_model.msgpack", "msgpack")]
+        assert [(f.rule_id, f.verdict, f.severity.label) for f in findings] == [("HG243", "warn", "medium")]
