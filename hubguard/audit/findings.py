@@ -64,14 +64,16 @@ class Finding:
     ``column`` are 1-based; ``0`` means the finding is about the whole file.
     """
 
+    # Sort order: location, rule, message; the message comes before ``cwe`` so that an
+    # ``int`` is never compared with ``None``.
     path: str
     line: int
     column: int
     rule_id: str
+    message: str
     severity: Severity
     confidence: Confidence
     cwe: int | None
-    message: str
     snippet: str
     policy_key: str
     verdict: FindingVerdict
