@@ -136,6 +136,7 @@ SANDBOX_DENIED: dict[str, str] = {
     "torch.ops.load_library": "loads native code", "torch.classes.load_library": "loads native code",
     "torch.multiprocessing": "starts processes", "torch.distributed": "opens network connections",
     "torch.nn.modules.module.register_module_": "installs hooks on every model in the process",
+    "torch.nn.modules.module._global_": "holds hooks that run for every model in the process",
     "timm.models._hub": "downloads files", "timm.models.hub": "downloads files",
     "timm.models._builder.load_pretrained": "downloads and unpickles files",
     "numpy.save": "writes files", "numpy.savez": "writes files", "numpy.savez_compressed": "writes files",
@@ -155,11 +156,12 @@ _MEMBER_ALLOWLISTS = {"os": _OS_MEMBERS, "sys": _SYS_MEMBERS}
 # Module names that stand for a public name remote code spells differently.
 _MODULE_LABELS = {"posixpath": "os.path", "ntpath": "os.path", "genericpath": "os.path"}
 
-# Method names that write files; refused on objects the sandbox did not create, because the
-# write could happen later, when no sandboxed frame is on the stack.
+# Method names that open or write files. They are refused on objects the sandbox did not
+# create, because a stored bound method could write later, when no sandboxed frame is on
+# the stack.
 _FILE_WRITING_METHODS = frozenset(
     {"tofile", "write_text", "write_bytes", "touch", "symlink_to", "hardlink_to", "unlink", "rmdir",
-     "rename", "replace", "chmod", "savez", "save_state"}
+     "rename", "replace", "chmod", "savez", "save_state", "open", "save", "dump", "mkdir", "makedirs"}
 )
 
 # Attribute names of objects that register callbacks; the callbacks must be sandboxed code.
@@ -588,8 +590,9 @@ class Guards:
             return value
         if name in _FILE_WRITING_METHODS:
             raise self.violation(
-                "HG307", "file write", f"{type(obj).__name__}.{name} writes files",
-                policy_rule="sandbox.file_write", hint="model code may not write files",
+                "HG307", "file write", f"{type(obj).__name__}.{name} opens or writes files",
+                policy_rule="sandbox.file_write",
+                hint="model code may not open or write files; weights come from the verified snapshot",
             )
         guards = self
 

@@ -235,12 +235,12 @@ CASES: list[HostileCase] = [
     _case(
         "numpy_tofile_method",
         'import numpy\nnumpy.zeros(2).tofile("@MARKER@")\n',
-        "import", "HG307", r"ndarray\.tofile writes files",
+        "import", "HG307", r"ndarray\.tofile opens or writes files",
     ),
     _case(
         "pathlib_write_text",
         'import pathlib\npathlib.Path("@MARKER@").write_text("pwned")\n',
-        "import", "HG307", r"PosixPath\.write_text writes files",
+        "import", "HG307", r"PosixPath\.write_text opens or writes files",
     ),
     _case(
         "timm_module_globals_os",
@@ -354,6 +354,17 @@ CASES: list[HostileCase] = [
         "torch_jit_save_native_write",
         "import torch\n\ndef run():\n    torch.jit.save(torch.jit.script(torch.nn.Linear(1, 1)), '@MARKER@')\n",
         "call", "HG303", r"torch\.jit\.save writes files from native code",
+    ),
+    _case(
+        "global_forward_hooks_dict",
+        "import torch\n\ndef run():\n    torch.nn.modules.module._global_forward_hooks[0] = print\n",
+        "call", "HG303", r"_global_forward_hooks holds hooks that run for every model",
+    ),
+    _case(
+        "stored_path_open_for_later",
+        "import functools\nimport pathlib\n\nclass Model:\n    def __init__(self):\n"
+        "        self.to_dict = functools.partial(pathlib.Path('@MARKER@').open, 'w')\n",
+        "init", "HG307", r"PosixPath\.open opens or writes files",
     ),
     _case(
         "environment_write",
