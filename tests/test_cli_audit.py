@@ -154,3 +154,13 @@ def test_unsafe_skip_bandit(hostile_repo: Path, capsys: pytest.CaptureFixture[st
     assert data["unsafe"] is True
     assert data["tool"]["bandit"] == "skipped"
     assert [finding["rule_id"] for finding in data["findings"]] == ["HG213"]
+
+
+def test_integrity_failure_exit_3(clean_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import hubguard
+
+    lock_file = tmp_path / "hubguard.lock"
+    hubguard.lock(str(clean_repo)).write(lock_file)
+    (clean_repo / "modeling_x.py").write_text(CLEAN + "\n# edited after the lock was written\n")
+    assert main(["audit", str(clean_repo), "--lock", str(lock_file)]) == 3
+    assert "[HG103] modeling_x.py: sha256 is " in capsys.readouterr().err
