@@ -210,7 +210,7 @@ def _apply_layer(
         return None
     try:
         value = apply()
-    except OSError as error:
+    except (OSError, ValueError) as error:  # setrlimit raises ValueError for a limit above the hard maximum
         layers["errors"][name] = str(error)
         if name in required:
             raise _SetupError(name, str(error)) from error
