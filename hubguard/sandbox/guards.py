@@ -349,7 +349,6 @@ class Guards:
             return self._sandboxed_callable(value.func)
         # Calling an instance of a sandbox class runs its sandboxed __call__ (or forward).
         return type(value) in _CREATED_CLASSES
-        return False
 
     def _canonical_decision(self, value: Any) -> tuple[str, str, str] | None:
         """Decide a function or class by where it is defined; ``None`` means allowed."""
@@ -441,7 +440,8 @@ class Guards:
                 "HG303", "attribute read", f"{how} reaches module {label}: {reason}",
                 policy_rule=key, hint="import only modules the policy allows, by their own name",
             )
-        if reached_as is not None and reached_as != label and self.policy.is_partial(label):
+        # A partial module (os, sys) may be held only where it was imported by name.
+        if reached_as != label and self.policy.is_partial(label):
             raise self.violation(
                 "HG303", "attribute read",
                 f"{how} reaches module {label} through {reached_as}; {label} may be used only by importing it",
