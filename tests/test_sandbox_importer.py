@@ -228,3 +228,15 @@ def test_packages_and_parent_relative_imports() -> None:
 
     assert module.run() == (42, 42)
     assert sys.modules[f"{namespace_of(snapshot)}.utils.scale"].factor() == 42
+
+
+def test_cache_hit_with_equal_policy_loaded_twice() -> None:
+    """Two loads of the same policy file share the cache; another policy re-imports."""
+    snapshot = _snapshot("acme/policy-cache", _repo("6"))
+
+    first = import_snapshot(snapshot, load_policy("default")).get_class("modeling_tiny.py", "TinyModel")
+    second = import_snapshot(snapshot, load_policy("default")).get_class("modeling_tiny.py", "TinyModel")
+    strict = import_snapshot(snapshot, load_policy("strict")).get_class("modeling_tiny.py", "TinyModel")
+
+    assert second is first
+    assert strict is not first

@@ -377,9 +377,9 @@ def import_snapshot(snapshot: Snapshot, policy: Any, *, report: Any = None) -> S
 
     Every file of ``snapshot.code_paths`` is compiled now, so one call lists every refused
     construct; modules run when :meth:`SandboxedCode.get_class` (or an import) first
-    needs them. A second call for the same source and code id returns the cached handle,
-    whose classes are the same objects, and sends later runtime events to the new
-    ``report``.
+    needs them. A second call for the same source, code id and effective policy (equal
+    ``policy.sha256``) returns the cached handle, whose classes are the same objects, and
+    sends later runtime events to the new ``report``.
 
     Args:
         snapshot: the verified snapshot; only its bytes are read.
@@ -396,7 +396,7 @@ def import_snapshot(snapshot: Snapshot, policy: Any, *, report: Any = None) -> S
     namespace = namespace_of(snapshot)
     with _LOCK:
         cached = _LOADED.get(namespace)
-        if cached is not None and cached._context.policy is policy:
+        if cached is not None and _policy_identity(cached._context.policy) == _policy_identity(policy):
             cached._context.report = report
             logger.debug("sandbox cache hit for %s", namespace)
             return cached
@@ -411,6 +411,11 @@ def import_snapshot(snapshot: Snapshot, policy: Any, *, report: Any = None) -> S
         _LOADED[namespace] = loaded
         logger.info("sandboxed %d modules of %s as %s", len(context.records), context.repo_label, namespace)
         return loaded
+
+
+def _policy_identity(policy: Any) -> object:
+    """Return what makes two policies decide alike: the effective policy's sha256 when it has one."""
+    return getattr(policy, "sha256", None) or id(policy)
 
 
 def _build_context(snapshot: Snapshot, policy: Any, namespace: str, report: Any) -> SandboxContext:
