@@ -860,6 +860,9 @@ class Guards:
             return compat.resolve(name)
         from hubguard.sandbox import audithook
 
+        # NOTE: the audit hook stands aside while an allowed library's module code runs. No
+        # sandboxed code can run inside this call: absolute imports never reach the snapshot
+        # and sandboxed code cannot change the import system (sys, importlib are refused).
         with audithook.library_import():
             return builtins.__import__(name, None, None, fromlist, 0)
 
