@@ -247,6 +247,7 @@ def test_temp_folder_write_allowed_and_recorded():
     assert result.events[0].refused_by is None
     assert result.events[0].detail.endswith("/work/scratch.txt (mode w)")
     assert (result.events[0].path, result.events[0].line) == ("modeling_x.py", 11)
+    assert result.to_dict()["events"][0]["denied"] is False
 
 
 def test_temp_folder_write_denied_by_default_policy_events():
@@ -453,8 +454,10 @@ def test_result_to_dict_lists_layers_and_events(tmp_path):
     marker = tmp_path / "marker"
     data = trial(WRITES_MARKER.format(marker=str(marker))).to_dict()
     assert sorted(data) == [
-        "dropped_events", "duration_seconds", "events", "layers", "policy", "reason", "rule_id", "stages", "verdict",
+        "deny_events", "dropped_events", "duration_seconds", "events", "layers", "policy", "reason", "rule_id",
+        "stages", "verdict",
     ]
+    assert data["deny_events"] == list(jail.DEFAULT_DENY_EVENTS)
     assert data["layers"] == {
         "netns": True,
         "landlock": True,
@@ -465,7 +468,14 @@ def test_result_to_dict_lists_layers_and_events(tmp_path):
         "missing": [],
     }
     assert data["events"] == [
-        {"kind": "open:write", "detail": f"{marker} (mode w)", "refused_by": "landlock", "path": "modeling_x.py", "line": 3}
+        {
+            "kind": "open:write",
+            "detail": f"{marker} (mode w)",
+            "refused_by": "landlock",
+            "path": "modeling_x.py",
+            "line": 3,
+            "denied": True,
+        }
     ]
 
 

@@ -137,7 +137,8 @@ class TrialResult:
     crashed, ran out of time or memory) or ``skipped`` (the policy or the platform left
     the trial out). ``reason`` is one sentence for the user; ``rule_id`` is ``HG401``
     for ``deny`` and ``error``. ``stages`` lists what completed, from ``import``,
-    ``instantiate`` and ``forward``.
+    ``instantiate`` and ``forward``. ``deny_events`` are the policy's patterns the trace
+    was checked against; ``to_dict`` marks each matching event ``"denied": true``.
     """
 
     verdict: Verdict
@@ -149,6 +150,7 @@ class TrialResult:
     rule_id: str | None = None
     policy: str | None = None
     dropped_events: int = 0
+    deny_events: tuple[str, ...] = ()
 
     def denied_events(self, deny_events: Sequence[str]) -> list[TrialEvent]:
         """Return the events whose kind matches one of the ``fnmatch`` patterns ``deny_events``."""
@@ -182,7 +184,8 @@ class TrialResult:
             "duration_seconds": round(self.duration_seconds, 3),
             "stages": list(self.stages),
             "layers": self.layers.to_dict(),
-            "events": [event.to_dict() for event in self.events],
+            "deny_events": list(self.deny_events),
+            "events": [{**event.to_dict(), "denied": _matches(event.kind, self.deny_events)} for event in self.events],
             "dropped_events": self.dropped_events,
         }
 
@@ -769,7 +772,14 @@ def _decide(
     def result(verdict: Verdict, reason: str, **extra: Any) -> TrialResult:
         rule_id = None if verdict == "pass" else RULE_REFUSED
         return TrialResult(
-            verdict=verdict, reason=reason, layers=layers, duration_seconds=duration, rule_id=rule_id, policy=policy_name, **extra
+            verdict=verdict,
+            reason=reason,
+            layers=layers,
+            duration_seconds=duration,
+            rule_id=rule_id,
+            policy=policy_name,
+            deny_events=settings.deny_events,
+            **extra,
         )
 
     if first is not None and first.get("message") == "setup-failed":
