@@ -129,6 +129,12 @@ class Net:
     pass
 """
 
+WRITES_MARKER_IN_DEL = """\
+class Net:
+    def __del__(self):
+        open({marker!r}, "w").write("escaped")
+"""
+
 BENIGN_MODULE = """\
 class TinyConfig:
     def __init__(self, width=4):
@@ -230,6 +236,14 @@ def test_file_write_denied_verdict_raises_trial_error(tmp_path):
     assert raised.value.path == "modeling_x.py"
     assert raised.value.line == 3
     assert raised.value.result is result
+
+
+def test_finalizer_payload_traced(tmp_path):
+    marker = tmp_path / "marker"
+    result = trial(WRITES_MARKER_IN_DEL.format(marker=str(marker)))
+    assert not marker.exists()
+    assert result.stages == ("import", "instantiate")
+    assert kinds(result) == [("open:write", "landlock", "modeling_x.py", 3)]
 
 
 def test_host_file_read_refused_by_landlock():
