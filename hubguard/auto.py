@@ -284,7 +284,7 @@ class _AutoModelClass:
             "trust_remote_code": trust_remote_code,
         }
         if reference is not None and snapshot is not None:
-            remote_options = _with_config_pin(config, reference, remote_options)
+            remote_options = _with_config_pin(config, reference, remote_options, snapshot)
             model_class = _choose_class(snapshot, cls.__name__, reference, local, remote_options)
         elif local is not None:
             model_class = local
@@ -376,7 +376,7 @@ class _AutoModelClass:
 
         reference = _auto_map_entry(config.auto_map, cls.__name__)
         local = cls._lookup(type(config))
-        remote_options = _with_config_pin(config, reference, remote_options)
+        remote_options = _with_config_pin(config, reference, remote_options, snapshot)
         model_class = _choose_class(snapshot, cls.__name__, reference, local, remote_options)
         if model_class is None:
             raise _unknown_model_error(cls.__name__, config)
@@ -457,11 +457,26 @@ def _code_revision(snapshot: Snapshot, reference: str | None, remote_options: di
     return pin if isinstance(pin, str) else None
 
 
-def _with_config_pin(config: PretrainedConfig, reference: str | None, remote_options: dict[str, Any]) -> dict[str, Any]:
-    """Take the code commit the config's own class came from, so config and model code match."""
-    if remote_options["code_revision"] is not None or reference is None or "--" not in reference:
+def _with_config_pin(
+    config: PretrainedConfig, reference: str | None, remote_options: dict[str, Any], snapshot: Snapshot
+) -> dict[str, Any]:
+    """Take the code commit the config's own class came from, so config and model code match.
+
+    For ``org/repo--module.Class`` that is the pin recorded for ``org/repo``. For a class
+    in ``snapshot``'s own repository it is the commit of the config class's code when that
+    code came from the same source at another commit (a ``code_revision`` load), so a model
+    built from the config does not fall back to the code at the config's commit.
+    """
+    if remote_options["code_revision"] is not None or reference is None:
         return remote_options
-    pin = config._hubguard_code_revisions.get(reference.partition("--")[0])
+    if "--" in reference:
+        pin = config._hubguard_code_revisions.get(reference.partition("--")[0])
+    else:
+        code_snapshot = vars(type(config)).get("__hubguard_snapshot__")
+        same_source = code_snapshot is not None and code_snapshot.source == snapshot.source
+        pin = code_snapshot.revision.commit if same_source else None
+        if pin == snapshot.revision.commit:
+            pin = None
     return {**remote_options, "code_revision": pin} if pin is not None else remote_options
 
 

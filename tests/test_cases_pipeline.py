@@ -165,7 +165,7 @@ class TestRemoteRegistrationNeverReachesTheProcessRegistry:
             # Step 4: the registry is as the host left it.
             assert _registered_configs() == before
 
-    def test_register_call_refused_at_run_time_when_scan_only_warns(self, tmp_path: Path) -> None:
+    def test_register_refused_at_run_time(self, tmp_path: Path) -> None:
         class AcmeBaseConfig(hubguard.PretrainedConfig):
             model_type = "acme_base"
 
@@ -240,14 +240,20 @@ class TestBanditNoiseDoesNotDecideModelCode:
         report = hubguard.audit(str(folder))
         scanned = {entry.path for entry in report.files if entry.scanned}
         assert {"scan_loads.py", "scan_asserts.py"} <= scanned
-        blocking = {(finding.path, finding.line) for finding in report.blocking_findings()}
-        assert blocking == {("scan_loads.py", line) for line in (11, 15, 23, 27, 31)}
-        by_line = {finding.line: finding for finding in report.findings if finding.path == "scan_loads.py"}
-        for line in (11, 15, 27, 31):
-            assert "torch.load" in by_line[line].policy_key, by_line[line]
-        assert "cpp_extension" in by_line[23].policy_key
-        assert "torch.load" not in by_line[23].policy_key
-        assert 7 not in by_line and 19 not in {f.line for f in report.blocking_findings()}
+        loads = [
+            (finding.line, finding.rule_id, finding.verdict, finding.policy_key)
+            for finding in report.findings
+            if finding.path == "scan_loads.py"
+        ]
+        unsafe_load = 'modules.deny["torch.load"]'
+        assert loads == [
+            (11, "HG211", "deny", unsafe_load),
+            (15, "HG211", "deny", unsafe_load),
+            (19, "HG202", "warn", 'modules.warn["torch.jit.load"]'),
+            (23, "HG212", "deny", 'modules.deny["torch.utils.cpp_extension"]'),
+            (27, "HG211", "deny", unsafe_load),
+            (31, "HG211", "deny", unsafe_load),
+        ]
         assert not any(finding.path == "scan_asserts.py" for finding in report.blocking_findings())
 
 
@@ -379,7 +385,7 @@ class TestHelperModulesAreSandboxedLikeTheEntry:
         assert [(f.line, f.policy_key) for f in opens] == [(2, 'builtins.deny["open"]')]
         assert not marker.exists()
 
-    def test_helper_call_refused_at_run_time_when_scan_only_warns(self, tmp_path: Path, marker: Path) -> None:
+    def test_helper_open_refused_at_run_time(self, tmp_path: Path, marker: Path) -> None:
         folder = self._repo(tmp_path, marker, "modeling_tiny.TinyModel")
         policy = _policy(tmp_path, "open-warns", OPEN_WARNS_POLICY)
         model = hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True, policy=str(policy))
@@ -395,6 +401,14 @@ class TestHelperModulesAreSandboxedLikeTheEntry:
             hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True, policy=str(policy))
         keys = [(f.path, f.line, f.policy_key) for f in caught.value.report.blocking_findings()]
         assert ("modeling_lazy.py", 1, 'modules.deny["importlib"]') in keys
+        assert not marker.exists()
+
+    def test_importlib_refused_at_run_time(self, tmp_path: Path, marker: Path) -> None:
+        folder = self._repo(tmp_path, marker, "modeling_lazy.LazyModel")
+        text = OPEN_WARNS_POLICY.replace("[builtins]", '[modules]\nwarn = ["importlib"]\n\n[builtins]')
+        policy = _policy(tmp_path, "importlib-warns", text)
+        with pytest.raises(hubguard.SandboxImportViolation, match=r"modeling_lazy\.py:1: import of 'importlib' refused"):
+            hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True, policy=str(policy))
         assert not marker.exists()
 
 
@@ -495,9 +509,6 @@ class TinyModel(PreTrainedModel):
             return fastkern.scale(values, self.scale)
         return [v * self.scale for v in values]
 
-    def has_fastkern(self):
-        return HAVE_FASTKERN
-
     def export_helper(self):
         import acme_deferred
         return acme_deferred.VERSION
@@ -568,7 +579,9 @@ class TestOptionalImportsAreNotRequirements:
         assert report.dependencies.optional == ("acme_deferred", "acme_fastkern", "acme_fused_ops", "acme_if_guarded")
         assert report.missing_required() == []
         model = hubguard.AutoModel.from_pretrained(str(folder), trust_remote_code=True, policy=str(policy))
-        assert model.has_fastkern() is False
+        module = sys.modules[type(model).__module__]
+        assert module.HAVE_FASTKERN is False
+        assert module.fastkern is None
         assert model.forward([1.0, 2.0]) == [2.0, 4.0]
         assert "optional-imports modeling ran" in capfd.readouterr().out
 
@@ -892,7 +905,7 @@ class TestRevisionReachesEveryCodeFetch:
         assert type(model).config_class is type(config)
         assert type(model).__hubguard_snapshot__.revision.commit == repo["one"]
 
-    def test_c_branch_resolved_once_when_policy_floats(
+    def test_c_branch_resolved_once(
         self, repo: dict[str, str], tmp_path: Path
     ) -> None:
         policy = _policy(tmp_path, "floating", FLOATING_POLICY)
@@ -903,7 +916,7 @@ class TestRevisionReachesEveryCodeFetch:
         assert {source.resolved_revision for source in model.hubguard_report.sources} == {repo["two"]}
 
     @pytest.mark.parametrize("name", ["tag", "short"])
-    def test_d_names_refused_by_default_and_resolved_when_floating(
+    def test_d_names_float_only_by_policy(
         self, repo: dict[str, str], tmp_path: Path, name: str
     ) -> None:
         requested, expected = ("v-two", repo["two"]) if name == "tag" else (repo["one"][:7], repo["one"])
@@ -922,3 +935,235 @@ class TestRevisionReachesEveryCodeFetch:
             repo["url"], revision=repo["two"], code_revision=repo["one"], trust_remote_code=True, policy=str(fast_policy)
         )
         assert model.versions() == ("one", "one", "one", 2)
+
+    def test_e_from_config_keeps_the_code_revision(self, repo: dict[str, str], fast_policy: Path) -> None:
+        config = hubguard.AutoConfig.from_pretrained(
+            repo["url"], revision=repo["two"], code_revision=repo["one"], trust_remote_code=True, policy=str(fast_policy)
+        )
+        model = hubguard.AutoModel.from_config(config, trust_remote_code=True, policy=str(fast_policy))
+        assert model.versions() == ("one", "one", "one", 2)
+        assert type(model).config_class is type(config)
+        loaded = hubguard.AutoModel.from_pretrained(
+            repo["url"], revision=repo["two"], config=config, trust_remote_code=True, policy=str(fast_policy)
+        )
+        assert loaded.versions() == ("one", "one", "one", 2)
+
+
+# --- cross-repo-code-roundtrip -----------------------------------------------------------
+
+CROSS_MODELING = """\
+from transformers import PreTrainedModel
+
+from .configuration_tiny import TinyConfig
+
+
+class TinyModel(PreTrainedModel):
+    config_class = TinyConfig
+
+    def forward(self, values):
+        return [v + self.config.width for v in values]
+"""
+
+CROSS_AUTO_MAP = {
+    "AutoConfig": "acme/tiny-code--configuration_tiny.TinyConfig",
+    "AutoModel": "acme/tiny-code--modeling_tiny.TinyModel",
+}
+
+
+class _RecordingProxy(RewritingProxy):
+    """A proxy in front of olah that records every requested path."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.paths: list[str] = []
+
+    def _forward(self, handler: object, method: str) -> None:
+        self.paths.append(handler.path)  # type: ignore[attr-defined]  # a BaseHTTPRequestHandler
+        super()._forward(handler, method)
+
+
+class TestCrossRepoCodeSurvivesSaveAndReload:
+    def test_two_save_cycles_keep_reference_and_pin(
+        self, hub: OlahServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_policy: Path
+    ) -> None:
+        code_x = _publish(hub, "acme/tiny-code", {
+            "configuration_tiny.py": CONFIGURATION_TINY, "modeling_tiny.py": CROSS_MODELING,
+        })
+        config = {"model_type": "acme-tiny", "width": 10, "auto_map": CROSS_AUTO_MAP}
+        weights = _publish(hub, "acme/tiny-weights", {
+            "config.json": json.dumps(config),
+            # Never to be fetched: the auto_map points at the code repository.
+            "modeling_tiny.py": CROSS_MODELING.replace("v + self", "v * 1000 + self"),
+        })
+        proxy = _RecordingProxy(hub.endpoint)
+        try:
+            monkeypatch.setenv("HF_ENDPOINT", proxy.endpoint)
+            model = hubguard.AutoModel.from_pretrained(
+                "acme/tiny-weights", revision=weights, code_revision=code_x, trust_remote_code=True,
+                policy=str(fast_policy),
+            )
+            assert model.forward([1, 2]) == [11, 12]
+            weights_requests = [path for path in proxy.paths if "acme/tiny-weights" in path]
+            assert weights_requests and not [path for path in weights_requests if path.endswith(".py")]
+            code_requests = [path for path in proxy.paths if "acme/tiny-code" in path and "/resolve/" in path]
+            assert code_requests and all(f"/resolve/{code_x}/" in path for path in code_requests)
+            assert type(model).__hubguard_snapshot__.revision.commit == code_x
+            assert type(model).config_class is type(model.config)
+
+            current = model
+            for name in ("out1", "out2"):
+                out = tmp_path / name
+                current.save_pretrained(out)
+                saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
+                assert saved["auto_map"] == CROSS_AUTO_MAP
+                assert saved["hubguard"]["code_revisions"] == {"acme/tiny-code": code_x}
+                assert not list(out.glob("*.py"))
+                current = hubguard.AutoModel.from_pretrained(str(out), trust_remote_code=True, policy=str(fast_policy))
+                assert current.forward([1, 2]) == [11, 12]
+                assert type(current).config_class is type(current.config)
+        finally:
+            proxy.close()
+
+        # Step 4: the code repository's main moves on; the saved pin still holds.
+        code_y = commit_files(hub.repo_folder("acme/tiny-code"), {
+            "modeling_tiny.py": CROSS_MODELING.replace("v + self", "v - self"),
+        })
+        assert code_y != code_x
+        reloaded = hubguard.AutoModel.from_pretrained(
+            str(tmp_path / "out2"), trust_remote_code=True, policy=str(fast_policy)
+        )
+        assert reloaded.forward([1, 2]) == [11, 12]
+        assert type(reloaded).__hubguard_snapshot__.revision.commit == code_x
+
+
+    def test_code_branch_needs_pin_or_floating(
+        self, hub: OlahServer, tmp_path: Path, fast_policy: Path
+    ) -> None:
+        code_x = _publish(hub, "acme/tiny-code-floating", {
+            "configuration_tiny.py": CONFIGURATION_TINY, "modeling_tiny.py": CROSS_MODELING,
+        })
+        auto_map = {name: value.replace("acme/tiny-code--", "acme/tiny-code-floating--") for name, value in CROSS_AUTO_MAP.items()}
+        weights = _publish(hub, "acme/tiny-weights-floating", {
+            "config.json": json.dumps({"model_type": "acme-tiny", "width": 10, "auto_map": auto_map}),
+        })
+        with pytest.raises(hubguard.UnpinnedRevisionError, match=code_x):
+            hubguard.AutoModel.from_pretrained("acme/tiny-weights-floating", revision=weights, trust_remote_code=True)
+        policy = _policy(tmp_path, "floating", FLOATING_POLICY)
+        model = hubguard.AutoModel.from_pretrained(
+            "acme/tiny-weights-floating", revision=weights, trust_remote_code=True, policy=str(policy)
+        )
+        assert model.forward([1, 2]) == [11, 12]
+        out = tmp_path / "out"
+        model.save_pretrained(out)
+        saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        assert saved["hubguard"]["code_revisions"] == {"acme/tiny-code-floating": code_x}
+
+
+# --- repo-ids-not-module-names -----------------------------------------------------------
+
+
+def _magic_repo(magic: int) -> dict[str, str]:
+    return {
+        "config.json": _config_json(),
+        "configuration_tiny.py": CONFIGURATION_TINY,
+        "helpers.py": f"MAGIC = {magic}\n",
+        "modeling_tiny.py": MODELING_MAGIC,
+    }
+
+
+class TestRepoIdsBecomeDistinctModuleNames:
+    def test_dots_digits_and_current_folder(
+        self, hub: OlahServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_policy: Path
+    ) -> None:
+        expected = {"acme/tiny-resnet-v1.5": 15, "acme/tiny-resnet-v1_5": 99, "acme/2fast.model": 2}
+        classes = []
+        for repo_id, magic in expected.items():
+            commit = _publish(hub, repo_id, _magic_repo(magic))
+            model = hubguard.AutoModel.from_pretrained(
+                repo_id, revision=commit, trust_remote_code=True, policy=str(fast_policy)
+            )
+            assert model.magic() == magic, repo_id
+            classes.append(type(model))
+
+        local = _write(tmp_path / "local_dot", _magic_repo(7))
+        monkeypatch.chdir(local)
+        model = hubguard.AutoModel.from_pretrained(".", trust_remote_code=True, policy=str(fast_policy))
+        assert model.magic() == 7
+        classes.append(type(model))
+        assert type(model).__hubguard_snapshot__.source.location == str(local)
+
+        namespaces = [cls.__module__.rpartition(".modeling_tiny")[0] for cls in classes]
+        assert len(set(namespaces)) == 4
+        assert len({name.split(".")[1] for name in namespaces}) == 4
+        for cls in classes:
+            assert all(part.isidentifier() for part in cls.__module__.split(".")), cls.__module__
+
+
+# --- save-after-local-load ---------------------------------------------------------------
+
+SAVE_FILES = {
+    "config.json": _config_json(width=3),
+    "configuration_tiny.py": CONFIGURATION_TINY,
+    "modeling_tiny.py": textwrap.dedent("""\
+        from transformers import PreTrainedModel
+
+        from .configuration_tiny import TinyConfig
+        from .layers import repeat_width
+
+
+        class TinyModel(PreTrainedModel):
+            config_class = TinyConfig
+
+            def forward(self, token):
+                return repeat_width(token, self.config.width)
+        """),
+    "layers.py": "def repeat_width(token, width):\n    return [token] * width\n",
+    "scratch_notes.py": '# Not imported by the model code.\nSTEPS = ["download", "train", "evaluate"]\n',
+}
+
+RELOAD_SCRIPT = """\
+import sys
+import hubguard
+model = hubguard.AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True, policy=sys.argv[2])
+print(repr(model.forward("t")))
+"""
+
+
+class TestSaveAfterLocalLoadCarriesTheCode:
+    def test_saved_folder_loads_in_fresh_process_without_source(
+        self, hub: OlahServer, tmp_path: Path, fast_policy: Path
+    ) -> None:
+        clone = _write(tmp_path / "acme-tiny-local", SAVE_FILES)
+        # The default policy: this load runs the jailed trial where the system has one.
+        model = hubguard.AutoModel.from_pretrained(str(clone), trust_remote_code=True)
+        assert model.forward("t") == ["t", "t", "t"]
+        assert model.hubguard_report.trial is not None
+        out = tmp_path / "out"
+        model.save_pretrained(out)
+
+        saved = sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file())
+        assert [name for name in saved if name.endswith(".py")] == ["configuration_tiny.py", "layers.py", "modeling_tiny.py"]
+        assert "config.json" in saved
+        for name in ("configuration_tiny.py", "layers.py", "modeling_tiny.py"):
+            assert (out / name).read_bytes() == (clone / name).read_bytes()
+        assert json.loads((out / "config.json").read_text())["auto_map"] == json.loads(SAVE_FILES["config.json"])["auto_map"]
+
+        # The same code published to the Hub saves the same file set.
+        commit = _publish(hub, "acme/tiny-save", SAVE_FILES)
+        from_hub = hubguard.AutoModel.from_pretrained(
+            "acme/tiny-save", revision=commit, trust_remote_code=True, policy=str(fast_policy)
+        )
+        hub_out = tmp_path / "hub-out"
+        from_hub.save_pretrained(hub_out)
+        assert sorted(path.relative_to(hub_out).as_posix() for path in hub_out.rglob("*") if path.is_file()) == saved
+
+        for path in sorted(clone.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        clone.rmdir()
+        completed = subprocess.run(
+            [sys.executable, "-c", RELOAD_SCRIPT, str(out), str(fast_policy)],
+            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+            env={**os.environ, "HUBGUARD_CACHE": str(tmp_path / "fresh-cache")},
+        )
+        assert completed.returncode == 0, completed.stderr
+        assert completed.stdout.strip().splitlines()[-1] == "['t', 't', 't']"
