@@ -105,3 +105,45 @@ def test_hostile_suite_size() -> None:
     """The suite keeps at least 40 distinct hostile repositories."""
     assert len({case.name for case in CASES}) == len(CASES)
     assert len(CASES) >= 40
+
+
+DEL_DURING_IMPORT = """import numpy.lib.format
+
+
+class Model:
+    def __del__(self):
+        numpy.lib.format.open_memmap("@MARKER@", mode="w+", dtype="float32", shape=(1,))
+
+
+def run():
+    for _ in range(20):
+        model = Model()
+        model.me = model
+    model = None
+    import @FRESH@
+"""
+
+
+def test_del_during_allowed_import_still_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A __del__ the garbage collector runs inside an allowed library import is still refused."""
+    fresh = next(name for name in ("torch.nn.utils.prune", "numpy.polynomial", "numpy.ma", "torch.utils.benchmark") if name not in sys.modules)
+    marker = tmp_path / "marker"
+    source = DEL_DURING_IMPORT.replace("@MARKER@", str(marker)).replace("@FRESH@", fresh)
+    snapshot = build_snapshot(SourceRef("hub", "hostile/del-during-import"), PinnedRevision(None, "b" * 40), {"modeling_x.py": source.encode()}, code_entries=["modeling_x.py"])
+    module = import_snapshot(snapshot, POLICY).module("modeling_x.py")
+    raised: list[BaseException] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: raised.append(info.exc_value))
+    threshold = gc.get_threshold()
+    gc.collect()
+    gc.set_threshold(1, 1, 1)  # collect at nearly every allocation, so inside the import too
+    try:
+        module.run()
+    finally:
+        gc.set_threshold(*threshold)
+    gc.collect()
+
+    assert fresh in sys.modules
+    assert not marker.exists()
+    assert raised
+    assert all(isinstance(error, SandboxViolation) for error in raised)
+    assert "opening" in str(raised[0]) and "for writing refused" in str(raised[0])

@@ -138,7 +138,10 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
                 break
         else:
             return
-    if getattr(_state, "busy", False) or getattr(_state, "library_imports", 0):
+    if getattr(_state, "busy", False):
+        return
+    roots = getattr(_state, "import_roots", None)
+    if roots and not _sandbox_frame_below(sys._getframe(1), roots[-1]):
         return
     _state.busy = True
     try:
@@ -148,17 +151,29 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
 
 
 @contextlib.contextmanager
-def library_import() -> Iterator[None]:
-    """Mark an import the import guard allowed: the library's own module code runs unhindered.
+def library_import(root: types.FrameType) -> Iterator[None]:
+    """Mark an import the import guard allowed, started in frame ``root``.
 
     Loading native libraries, reading its files and generating code at import time is
-    the library's behaviour, not the sandboxed caller's; the guard decided the import.
+    the library's behaviour, not the sandboxed caller's, so events raised between ``root``
+    and the library's code pass. Sandboxed code that runs inside the import anyway (a
+    ``__del__`` called by the garbage collector) is still decided as usual.
     """
-    _state.library_imports = getattr(_state, "library_imports", 0) + 1
+    roots = _state.__dict__.setdefault("import_roots", [])
+    roots.append(root)
     try:
         yield
     finally:
-        _state.library_imports -= 1
+        roots.pop()
+
+
+def _sandbox_frame_below(frame: types.FrameType | None, root: types.FrameType) -> bool:
+    """Tell whether a sandboxed frame runs between ``frame`` and ``root`` (exclusive)."""
+    while frame is not None and frame is not root:
+        if frame.f_globals.get(CONTEXT_KEY) is not None:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class _ModelCall:

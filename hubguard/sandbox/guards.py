@@ -860,10 +860,9 @@ class Guards:
             return compat.resolve(name)
         from hubguard.sandbox import audithook
 
-        # NOTE: the audit hook stands aside while an allowed library's module code runs. No
-        # sandboxed code can run inside this call: absolute imports never reach the snapshot
-        # and sandboxed code cannot change the import system (sys, importlib are refused).
-        with audithook.library_import():
+        # The audit hook stands aside for the library's own module code; sandboxed code that
+        # runs inside the import (a __del__ called by the garbage collector) is still decided.
+        with audithook.library_import(sys._getframe()):
             return builtins.__import__(name, None, None, fromlist, 0)
 
 
