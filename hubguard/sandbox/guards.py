@@ -141,6 +141,12 @@ SANDBOX_DENIED: dict[str, str] = {
     "timm.models._builder.load_pretrained": "downloads and unpickles files",
     "numpy.save": "writes files", "numpy.savez": "writes files", "numpy.savez_compressed": "writes files",
     "numpy.savetxt": "writes files", "numpy.ctypeslib": "calls native code", "numpy.f2py": "compiles native code",
+    "numpy.memmap": "maps and writes files", "numpy.lib.format.open_memmap": "maps and writes files",
+    "numpy.lib.format.write_array": "writes files", "numpy.lib.recfunctions": "writes files",
+    "safetensors.torch.save_file": "writes files", "safetensors.torch.save_model": "writes files",
+    "safetensors.numpy.save_file": "writes files", "scipy.io": "writes files",
+    "torchvision.io": "reads and writes files from native code", "torchvision.utils.save_image": "writes files",
+    "torchaudio.save": "writes files", "sentencepiece.SentencePieceTrainer": "writes files from native code",
     "numpy.distutils": "compiles native code", "numpy.testing": "starts processes",
     "hubguard.sandbox": "is the sandbox itself",
 }
@@ -802,8 +808,23 @@ class Guards:
 
             return apply
 
+        def checked_reference(reference_type: Callable[..., Any]) -> Callable[..., Any]:
+            def create(target: Any, callback: Any = None) -> Any:
+                if callback is not None and not guards._sandboxed_callable(callback):
+                    raise guards.violation(
+                        "HG304", "callback", f"{reference_type.__name__} got the callback {callback!r}, which is not sandboxed code",
+                        policy_rule="sandbox.callbacks",
+                        hint="pass a function defined in the repository; it stays guarded when the collector calls it",
+                    )
+                return reference_type(target) if callback is None else reference_type(target, callback)
+
+            return create
+
         self._substitutes.update(
             {
+                id(weakref.ref): checked_reference(weakref.ref),
+                id(weakref.proxy): checked_reference(weakref.proxy),
+                id(weakref.WeakMethod): checked_reference(weakref.WeakMethod),
                 id(functools.update_wrapper): checked_update_wrapper,
                 id(functools.wraps): checked_wraps,
                 id(dataclasses.dataclass): checked_class_decorator(dataclasses.dataclass),

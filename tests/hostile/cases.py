@@ -346,9 +346,9 @@ CASES: list[HostileCase] = [
     ),
     _case(
         "foreign_callable_as_forward",
-        "import functools\nimport numpy.lib.format\nimport torch\n\nclass Model(torch.nn.Module):\n    def __init__(self):\n"
-        "        super().__init__()\n        self.forward = functools.partial(numpy.lib.format.open_memmap, '@MARKER@', 'w+', 'float32', (1,))\n",
-        "model_call", "HG307", r"opening '.*marker' for writing refused",
+        "import functools\nimport json\nimport shutil\nimport torch\n\nclass Model(torch.nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.forward = functools.partial(shutil.copyfile, json.__file__, '@MARKER@')\n",
+        "model_call", "HG307", r"shutil\.copyfile refused while sandboxed code runs in a call of the sandboxed model Model",
     ),
     _case(
         "torch_jit_save_native_write",
@@ -365,6 +365,18 @@ CASES: list[HostileCase] = [
         "import functools\nimport pathlib\n\nclass Model:\n    def __init__(self):\n"
         "        self.to_dict = functools.partial(pathlib.Path('@MARKER@').open, 'w')\n",
         "init", "HG307", r"PosixPath\.open opens or writes files",
+    ),
+    _case(
+        "weakref_foreign_callback",
+        "import functools\nimport weakref\nimport numpy\n\nclass Model:\n    pass\n\ndef run():\n"
+        "    holder = Model()\n    return weakref.ref(holder, functools.partial(print, '@MARKER@'))\n",
+        "call", "HG304", r"ReferenceType got the callback functools\.partial",
+    ),
+    _case(
+        "open_memmap_stored_for_later",
+        "import functools\nimport numpy.lib.format\n\nclass Model:\n    def __init__(self):\n"
+        "        self.to_dict = functools.partial(numpy.lib.format.open_memmap, '@MARKER@', 'w+', 'float32', (1,))\n",
+        "init", "HG303", r"numpy\.lib\.format\.open_memmap maps and writes files",
     ),
     _case(
         "environment_write",
