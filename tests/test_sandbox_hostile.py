@@ -107,13 +107,12 @@ def test_hostile_suite_size() -> None:
     assert len(CASES) >= 40
 
 
-DEL_DURING_IMPORT = """import json
-import shutil
+DEL_DURING_IMPORT = """import pathlib
 
 
 class Model:
     def __del__(self):
-        shutil.copyfile(json.__file__, "@MARKER@")
+        pathlib.Path("/etc/passwd").read_bytes()
 
 
 def run():
@@ -126,7 +125,7 @@ def run():
 
 
 def test_del_during_allowed_import_still_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A __del__ the garbage collector runs inside an allowed library import is still refused."""
+    """A __del__ the garbage collector runs inside an allowed library import is still decided by the hook."""
     fresh = next(name for name in ("torch.nn.utils.prune", "numpy.polynomial", "numpy.ma", "torch.utils.benchmark") if name not in sys.modules)
     marker = tmp_path / "marker"
     source = DEL_DURING_IMPORT.replace("@MARKER@", str(marker)).replace("@FRESH@", fresh)
@@ -147,4 +146,4 @@ def test_del_during_allowed_import_still_refused(tmp_path: Path, monkeypatch: py
     assert not marker.exists()
     assert raised
     assert all(isinstance(error, SandboxViolation) for error in raised)
-    assert "shutil.copyfile refused while sandboxed code runs" in str(raised[0])
+    assert "reading '/etc/passwd', outside the snapshot and the Python installation, refused" in str(raised[0])

@@ -87,6 +87,7 @@ SANDBOX_DENIED: dict[str, str] = {
     "asyncio": "runs callbacks later and opens sockets and processes",
     "multiprocessing": "starts processes", "subprocess": "starts processes", "_posixsubprocess": "starts processes",
     "pty": "starts processes", "os.system": "runs a shell command",
+    "shutil": "copies, moves and deletes files", "tempfile": "creates files and folders",
     "socket": "opens network connections", "_socket": "opens network connections", "ssl": "opens network connections",
     "select": "waits on sockets", "selectors": "waits on sockets",
     "urllib": "opens network connections", "http": "opens network connections", "ftplib": "opens network connections",

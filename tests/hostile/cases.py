@@ -346,9 +346,9 @@ CASES: list[HostileCase] = [
     ),
     _case(
         "foreign_callable_as_forward",
-        "import functools\nimport json\nimport shutil\nimport torch\n\nclass Model(torch.nn.Module):\n    def __init__(self):\n"
-        "        super().__init__()\n        self.forward = functools.partial(shutil.copyfile, json.__file__, '@MARKER@')\n",
-        "model_call", "HG307", r"shutil\.copyfile refused while sandboxed code runs in a call of the sandboxed model Model",
+        "import pathlib\nimport torch\n\nclass Model(torch.nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.forward = pathlib.Path('/etc/passwd').read_bytes\n",
+        "model_call", "HG308", r"reading '/etc/passwd', outside the snapshot .* in a call of the sandboxed model Model",
     ),
     _case(
         "torch_jit_save_native_write",
@@ -377,6 +377,11 @@ CASES: list[HostileCase] = [
         "import functools\nimport numpy.lib.format\n\nclass Model:\n    def __init__(self):\n"
         "        self.to_dict = functools.partial(numpy.lib.format.open_memmap, '@MARKER@', 'w+', 'float32', (1,))\n",
         "init", "HG303", r"numpy\.lib\.format\.open_memmap maps and writes files",
+    ),
+    _case(
+        "shutil_copy",
+        "import json\nimport shutil\nshutil.copyfile(json.__file__, '@MARKER@')\n",
+        "import", "HG301", r"import of 'shutil' refused: shutil copies, moves and deletes files",
     ),
     _case(
         "environment_write",
