@@ -5,7 +5,10 @@ ModelClass)`` fill a process-wide registry. When ``config.json`` names code of i
 ``auto_map`` (``"AutoModel": "modeling_x.XModel"``), that code is used only with
 ``trust_remote_code=True`` (or ``None``, which lets the remote-code pipeline ask), and it
 is loaded through :mod:`hubguard._remote` (fetch, audit, sandbox). Classes loaded that
-way never enter the process-wide registry.
+way never enter the process-wide registry, and a ``register`` call in repository code is
+refused: the audit denies it (HG216, ``[code] registry_write``), the sandbox refuses it at
+run time even when the policy only warns (HG313), and the import runs inside
+:func:`isolated_registry` besides.
 
 Which class is used:
 
