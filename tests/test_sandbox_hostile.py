@@ -147,3 +147,19 @@ def test_del_during_allowed_import_still_refused(tmp_path: Path, monkeypatch: py
     assert raised
     assert all(isinstance(error, SandboxViolation) for error in raised)
     assert "reading '/etc/passwd', outside the snapshot and the Python installation, refused" in str(raised[0])
+
+
+def test_hook_decides_sandboxed_code_inside_library_import() -> None:
+    """Sandboxed code that runs while an allowed import is in progress is still decided by the hook."""
+    from hubguard.sandbox import audithook
+
+    source = b"import pathlib\n\ndef read_secret():\n    return pathlib.Path('/etc/passwd').read_bytes()\n"
+    snapshot = build_snapshot(SourceRef("hub", "hostile/inside-import"), PinnedRevision(None, "b" * 40), {"modeling_x.py": source}, code_entries=["modeling_x.py"])
+    module = import_snapshot(snapshot, POLICY).module("modeling_x.py")
+
+    with audithook.library_import(sys._getframe()):
+        with pytest.raises(SandboxViolation, match=r"reading '/etc/passwd', outside the snapshot") as raised:
+            module.read_secret()
+
+    assert raised.value.rule_id == "HG308"
+    assert raised.value.line == 4
