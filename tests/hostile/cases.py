@@ -384,6 +384,16 @@ CASES: list[HostileCase] = [
         "import", "HG301", r"import of 'shutil' refused: shutil copies, moves and deletes files",
     ),
     _case(
+        "torch_load_wrapped_original",
+        "import torch\n\ndef run():\n    original = torch.load.__wrapped__\n    return original('@MARKER@', weights_only=False)\n",
+        "call", "HG303", r"torch\.serialization unpickles files",
+    ),
+    _case(
+        "guard_method_owner",
+        "def run():\n    guards = getattr(getattr, '__self__')\n    return guards.policy\n",
+        "call", "HG302", r"special attribute '__self__'",
+    ),
+    _case(
         "environment_write",
         "import os\n\ndef run():\n    os.environ['HUBGUARD_HOSTILE_MARKER'] = '@MARKER@'\n",
         "call", "HG307", r"os\.putenv refused",
