@@ -6,7 +6,8 @@ them with ``AutoConfig`` / ``AutoModel`` ``from_pretrained`` and ``trust_remote_
 so every load goes through fetch, audit, the trial when the policy asks for it, and the
 sandboxed import. Nothing in the pipeline is replaced. Most loads use a policy that
 extends the default with the jailed trial switched off, to keep the module fast; the
-registry case and the save-after-load case use the default policy itself.
+registry case, the helper and socket refusals and the first save-after-load load use the
+default policy itself.
 """
 
 from __future__ import annotations
@@ -1024,7 +1025,11 @@ class TestCrossRepoCodeSurvivesSaveAndReload:
         finally:
             proxy.close()
 
-        # Step 4: the code repository's main moves on; the saved pin still holds.
+        # Step 4: the code repository's main moves on; the saved pin still holds, also when
+        # the code has to be downloaded again.
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        monkeypatch.setenv("HUBGUARD_CACHE", str(tmp_path / "fresh-cache"))
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "fresh-hf-home"))
         code_y = commit_files(hub.repo_folder("acme/tiny-code"), {
             "modeling_tiny.py": CROSS_MODELING.replace("v + self", "v - self"),
         })
