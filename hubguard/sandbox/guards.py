@@ -192,6 +192,19 @@ _PLAIN_TYPES = frozenset(
 _FRAME_TYPES = (types.FrameType, types.TracebackType, types.CodeType)
 _ROUTINE_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.WrapperDescriptorType, types.MethodDescriptorType, types.ClassMethodDescriptorType)
 
+# Attribute names the attribute guard decides beyond the value check.
+_SPECIAL_ATTRIBUTES = _CALLBACK_REGISTRARS | _FILE_WRITING_METHODS | {
+    "format", "format_map", "register", "__setattr__", "__delattr__", "__getattr__",
+}
+
+# Values the value check decides; instances of any other type pass.
+_CHECKED_KINDS = (
+    types.ModuleType, types.FrameType, types.TracebackType, types.CodeType, type, functools.partial,
+    types.FunctionType, types.BuiltinFunctionType, types.WrapperDescriptorType, types.MethodDescriptorType,
+    types.ClassMethodDescriptorType, types.MethodType, types.MethodWrapperType,
+)
+_MISSING = object()
+
 # Builtin classes that build objects which lead out of the sandbox, with what they build.
 _DENIED_BUILTIN_TYPES: dict[type, str] = {
     types.FunctionType: "functions from code objects",
@@ -253,10 +266,9 @@ class Guards:
         self._warned: set[tuple[str, str]] = set()
         self._substitutes: dict[int, Callable[..., Any]] = {}
         self._compat_prefix = "hubguard.compat.transformers"
-        self._plain_types = set(_PLAIN_TYPES)
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            self._plain_types.update({torch.Tensor, torch.nn.Parameter, torch.Size, torch.dtype, torch.device})
+        self._module_attribute_cache: dict[tuple[int, str], tuple[types.ModuleType, Any]] = {}
+        # Types whose instances the value check always lets through; grows as values are seen.
+        self._inert_types: set[type] = set(_PLAIN_TYPES)
         self.builtins = self._make_builtins()
         self._install_substitutes()
 
@@ -388,7 +400,10 @@ class Guards:
     def check_value(self, value: Any, how: str, *, reached_as: str | None = None, listed: bool = False) -> Any:
         """Return ``value`` if sandboxed code may hold it, a guarded substitute, or raise."""
         kind = type(value)
-        if kind in self._plain_types:
+        if kind in self._inert_types:
+            return value
+        if isinstance(value, functools.partial):
+            self.check_value(value.func, f"{how} (a partial of it)")
             return value
         if kind is types.ModuleType or isinstance(value, types.ModuleType):
             return self._check_module_value(value, how, reached_as)
@@ -411,6 +426,11 @@ class Guards:
                     "HG303", "attribute read", f"{how} reaches {decision[2]}",
                     policy_rule=decision[1], hint="remove the call; the sandbox refuses it wherever it is reached",
                 )
+            return value
+        if not isinstance(value, _CHECKED_KINDS):
+            # Instances of ordinary classes (tensors, layers, configs) need no decision, so
+            # their type skips the checks next time.
+            self._inert_types.add(kind)
         return value
 
     def _check_builtin_value(self, value: Any, how: str) -> Any:
@@ -468,12 +488,34 @@ class Guards:
             self._check_attribute_name(obj, name)
         if isinstance(obj, types.ModuleType):
             return self._module_getattr(obj, name, default)
+        if name in _SPECIAL_ATTRIBUTES:
+            return self._special_getattr(obj, name, default)
+        try:
+            value = getattr(obj, name)
+        except AttributeError:
+            if default:
+                return default[0]
+            raise
+        if type(value) in self._inert_types:
+            return value
+        return self.check_value(value, f"{type(obj).__name__}.{name}")
+
+    def _special_getattr(self, obj: Any, name: str, default: tuple[Any, ...]) -> Any:
+        """Decide the attribute names that need more than the value check (see ``_SPECIAL_ATTRIBUTES``)."""
         if name in _CALLBACK_REGISTRARS or name in _FILE_WRITING_METHODS:
             return self._special_method(obj, name, default)
-        if isinstance(obj, str) and name in ("format", "format_map"):
-            return self._safe_format(obj, name)
-        if obj is str and name in ("format", "format_map"):
-            return self._safe_unbound_format(name)
+        if name in ("format", "format_map"):
+            if isinstance(obj, str):
+                return self._safe_format(obj, name)
+            if obj is str:
+                return self._safe_unbound_format(name)
+        if name == "register" and isinstance(obj, type) and getattr(obj, "__module__", "") == "hubguard.auto":
+            raise self.violation(
+                "HG313", "registry write",
+                f"{obj.__name__}.register refused: remote code may not change the process-wide Auto registry",
+                policy_rule="code.registry_write",
+                hint="remove the register call; hubguard maps the repository's auto_map itself",
+            )
         try:
             value = getattr(obj, name)
         except AttributeError:
@@ -484,15 +526,6 @@ class Guards:
             return self._guarded_setattr_method(obj, name, value)
         if name == "__getattr__":
             return self._guarded_getattr_method(value)
-        if name == "register" and isinstance(obj, type) and getattr(obj, "__module__", "") == "hubguard.auto":
-            raise self.violation(
-                "HG313", "registry write",
-                f"{obj.__name__}.register refused: remote code may not change the process-wide Auto registry",
-                policy_rule="code.registry_write",
-                hint="remove the register call; hubguard maps the repository's auto_map itself",
-            )
-        if type(value) in self._plain_types:
-            return value
         return self.check_value(value, f"{type(obj).__name__}.{name}")
 
     def _check_attribute_name(self, obj: Any, name: str) -> None:
@@ -539,6 +572,13 @@ class Guards:
             if default:
                 return getattr(module, name, default[0])
             return getattr(module, name)
+        # Allowed module attributes are decided once; a hit needs the same value again.
+        cache_key = (id(module), name)
+        cached = self._module_attribute_cache.get(cache_key)
+        if cached is not None and cached[0] is module:
+            value = getattr(module, name, _MISSING)
+            if value is cached[1]:
+                return value
         label = self._module_label(module)
         dotted = f"{label}.{name}"
         verdict, key, reason = self.decide_name(dotted)
@@ -558,12 +598,13 @@ class Guards:
             raise
         if verdict == "warn":
             self._warn("attribute", dotted, key)
-        if type(value) in self._plain_types:
-            return value
         # A chain the policy lists by name (transformers.AutoConfig) is not re-decided
         # by where its value is defined (hubguard.auto); the sandbox's own list still is.
         listed = verdict == "allow" and not key.startswith("modules.unknown")
-        return self.check_value(value, dotted, reached_as=dotted, listed=listed)
+        checked = self.check_value(value, dotted, reached_as=dotted, listed=listed)
+        if checked is value:
+            self._module_attribute_cache[cache_key] = (module, value)
+        return checked
 
     def _safe_call_wrapper(self, dotted: str, module: types.ModuleType, name: str) -> Callable[..., Any] | None:
         """Return a wrapper that allows calls with the policy's required literal keywords (``torch.load(weights_only=True)``)."""
@@ -656,7 +697,7 @@ class Guards:
     def getitem(self, obj: Any, key: Any) -> Any:
         """Guarded ``obj[key]``."""
         value = obj[key]
-        if type(value) in self._plain_types:
+        if type(value) in self._inert_types:
             return value
         return self.check_value(value, f"{type(obj).__name__}[{key!r}]")
 
@@ -665,7 +706,7 @@ class Guards:
         return map(self._check_item, obj)
 
     def _check_item(self, value: Any) -> Any:
-        if type(value) in self._plain_types:
+        if type(value) in self._inert_types:
             return value
         return self.check_value(value, "iteration")
 
@@ -689,7 +730,7 @@ class Guards:
 
     def write(self, obj: Any) -> Any:
         """Guard ``obj.attr = v``, ``obj[k] = v`` and ``del``: only objects the sandbox may change pass."""
-        if type(obj) in self._plain_types or self._owned(obj):
+        if type(obj) in self._inert_types or self._owned(obj):
             return obj
         if isinstance(obj, (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
             label = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", repr(obj))
