@@ -240,3 +240,18 @@ def test_cache_hit_with_equal_policy_loaded_twice() -> None:
 
     assert second is first
     assert strict is not first
+
+
+def test_compile_refusals_of_all_files_in_one_error() -> None:
+    """Refused constructs in two files of the closure come back in one error."""
+    contents = {
+        "helpers.py": b"leak = f.__globals__\n",
+        "modeling_x.py": b"from .helpers import leak\nframe = g.tb_frame\n",
+    }
+    snapshot = build_snapshot(SourceRef("hub", "acme/two-files"), PinnedRevision(None, "e" * 40), contents, code_entries=["modeling_x.py"])
+
+    with pytest.raises(SandboxViolation, match=r"helpers\.py uses .*__globals__.*; .*modeling_x\.py uses .*tb_frame") as raised:
+        import_snapshot(snapshot, POLICY)
+
+    assert raised.value.path == "helpers.py"
+    assert raised.value.line == 1

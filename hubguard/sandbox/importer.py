@@ -25,7 +25,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
-from hubguard.errors import SandboxImportViolation
+from hubguard.errors import SandboxImportViolation, SandboxViolation
 from hubguard.loader.closure import SOURCE_SUFFIX
 from hubguard.loader.snapshot import Snapshot
 from hubguard.sandbox.compiler import CompiledModule, compile_module
@@ -428,6 +428,7 @@ def _build_context(snapshot: Snapshot, policy: Any, namespace: str, report: Any)
     def dunder_denied(name: str) -> bool:
         return policy.decide_dunder(name).verdict == "deny"
 
+    refusals: list[SandboxViolation] = []
     for path in snapshot.code_paths:
         parts = path.removesuffix(SOURCE_SUFFIX).split("/")
         is_package = parts[-1] == "__init__"
@@ -436,11 +437,25 @@ def _build_context(snapshot: Snapshot, policy: Any, namespace: str, report: Any)
         name = ".".join([namespace, *parts])
         filename = f"hubguard://{repo_label}/{path}"
         source = snapshot.read_text(path)
-        compiled = compile_module(source, path, filename=filename, repo=repo_label, dunder_denied=dunder_denied)
+        try:
+            compiled = compile_module(source, path, filename=filename, repo=repo_label, dunder_denied=dunder_denied)
+        except SandboxViolation as refusal:
+            refusals.append(refusal)
+            continue
         linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
         record = ModuleRecord(path=path, name=name, compiled=compiled, is_package=is_package)
         context.records[path] = record
         context.by_filename[filename] = record
+    if len(refusals) == 1:
+        raise refusals[0]
+    if refusals:
+        # One error for the whole closure, so a single run shows every file to fix.
+        first = refusals[0]
+        raise SandboxViolation(
+            "; ".join(refusal.message for refusal in refusals),
+            rule_id="HG306", path=first.path, line=first.line, operation="compile", repo=repo_label,
+            policy_rule="sandbox.compile", hint=first.hint,
+        )
     return context
 
 
