@@ -355,19 +355,16 @@ def fetch_snapshot(
 ) -> Snapshot:
     """Fetch and verify ``source`` through the loader (the only way models read files).
 
-    A ``policy`` the caller gave (a ``Policy``, a name or a file) decides through its
-    ``[revisions]`` section whether branch and tag names may float and whether a local
-    folder needs a lock file. Without one, ``revision`` must be a full commit id.
+    The policy (a ``Policy``, a name or a file; ``None`` is the default policy) decides
+    through its ``[revisions]`` section whether branch and tag names may float and whether
+    a local folder needs a lock file. The shipped policies require a full commit id.
     """
+    from hubguard.audit.policy import Policy, load_policy
     from hubguard.loader import fetch
 
-    allow_floating = require_lock = False
-    if policy is not None:
-        from hubguard.audit.policy import Policy, load_policy
-
-        policy = policy if isinstance(policy, Policy) else load_policy(policy)
-        allow_floating = policy.revisions.allow_floating
-        require_lock = policy.revisions.local_requires_lock and os.path.isdir(source)
+    policy = policy if isinstance(policy, Policy) else load_policy(policy)
+    allow_floating = policy.revisions.allow_floating
+    require_lock = policy.revisions.local_requires_lock and os.path.isdir(source)
     return fetch(
         os.fspath(source),
         revision=revision,

@@ -124,7 +124,7 @@ class TestSettings:
         policy = load_policy()
         assert policy.name == "default"
         assert policy.trial.mode == "if-available"
-        assert policy.revisions.allow_floating is True
+        assert policy.revisions.allow_floating is False
         assert policy.weights.allow_pickle is False
         assert policy.audit.fail_on == "high"
         assert "B614" in policy.bandit.skips
