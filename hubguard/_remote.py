@@ -27,7 +27,6 @@ from hubguard.errors import (
     MissingDependencyError,
     PolicyViolation,
     RemoteCodeNotTrustedError,
-    TrialError,
 )
 from hubguard.loader.snapshot import Snapshot
 
@@ -106,30 +105,39 @@ def _trial_input_shape(config: dict[str, Any]) -> tuple[int, ...] | None:
     return None
 
 
-def _run_trial(code_snapshot: Snapshot, policy: Any, reference: str, config: dict[str, Any], report: Any) -> None:
-    """Rehearse the load in the jail as the policy's ``[trial]`` section says."""
-    mode = policy.trial.mode
-    if mode == "off":
+def run_model_trial(
+    code_snapshot: Snapshot,
+    policy: Any,
+    reference: str,
+    config: dict[str, Any],
+    report: Any,
+    *,
+    settings: Any = None,
+) -> None:
+    """Rehearse the load in the jail as the policy's ``[trial]`` section says; record the trace in ``report``.
+
+    ``jail.run_trial`` decides from the trial settings (``settings``, else ``policy.trial``):
+    ``"off"`` skips, ``"if-available"`` runs with the layers the kernel offers, ``"required"``
+    raises where one is missing.
+
+    Raises:
+        TrialError: the trial refused the code, failed, or could not run where required.
+    """
+    settings = settings if settings is not None else policy.trial
+    if settings.mode == "off":
         return
     from hubguard.sandbox import jail
 
-    support = jail.jail_support()
-    if not support.available:
-        if mode == "required":
-            raise TrialError(
-                f"the policy requires a jailed trial load but this system lacks {support.missing_description()}",
-                rule_id="HG402",
-                hint="run on a Linux kernel with Landlock and seccomp, or use a policy with trial = \"if-available\"",
-            )
-        logger.warning("jailed trial skipped: %s", support.missing_description())
-    result = jail.run_trial(code_snapshot, policy, reference=reference, config=config, input_shape=_trial_input_shape(config))
+    result = jail.run_trial(
+        code_snapshot,
+        policy,
+        reference=reference,
+        config=config,
+        input_shape=_trial_input_shape(config),
+        settings=settings,
+    )
     report.trial = result.to_dict()
-    if result.verdict != "pass":
-        raise TrialError(
-            f"the jailed trial load refused the code of {code_snapshot.source.display()}: {result.reason}",
-            rule_id="HG401",
-            hint="read the trial section of the audit report (hubguard audit --trial) for what the code attempted",
-        )
+    result.raise_for_verdict()
 
 
 def load_class(
@@ -255,7 +263,7 @@ def load_remote(
     config = snapshot.config()
     if auto_class_name in MODEL_AUTO_CLASSES:
         started = time.perf_counter()
-        _run_trial(code_snapshot, policy, reference.split("--")[-1], config, report)
+        run_model_trial(code_snapshot, policy, reference.split("--")[-1], config, report)
         timings["trial"] = time.perf_counter() - started
 
     # (6) sandboxed import

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from hubguard._version import __version__
 from hubguard.audit import _cache
@@ -32,7 +32,7 @@ from hubguard.audit.findings import Confidence, Finding, Severity
 from hubguard.audit.policy import Policy, load_policy
 from hubguard.audit.report import AuditedFile, AuditedSource, AuditReport, Dependencies
 from hubguard.audit.weights import WeightFile, scan_weights
-from hubguard.errors import UnsafeRepositoryError
+from hubguard.errors import TrialError, UnsafeRepositoryError
 from hubguard.loader.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -47,29 +47,105 @@ def audit(
     revision: str | None = None,
     policy: Policy | str | Path | None = None,
     lock: str | Path | None = None,
+    code_revision: str | None = None,
+    trial: bool = False,
     unsafe_skip_bandit: bool = False,
 ) -> AuditReport:
-    """Fetch ``source`` at a pinned revision and audit it.
+    """Fetch ``source`` at a pinned revision and audit it, with the code repositories it references.
+
+    ``auto_map`` entries of the form ``org/repo--module.Class`` point at code in another
+    repository; that code is fetched at ``code_revision`` (or its lock entry) and audited in
+    the same report, because it is what a load would run.
 
     Args:
         source: a Hub repo id, a local folder, a ``git+…`` URL, or a single ``.py`` file.
         revision: the commit to audit (see :func:`hubguard.loader.fetch` for what floats).
         policy: a :class:`Policy`, ``"default"``, ``"strict"`` or a policy file.
         lock: a lock file that pins the bytes.
+        code_revision: the commit of the code repository that ``auto_map`` references.
+        trial: also rehearse loading the first model class of ``auto_map`` in the jailed
+            child (``hubguard.sandbox.jail``) and put its trace in ``report.trial``; a
+            policy whose trial mode is ``"off"`` is run as ``"if-available"`` here.
         unsafe_skip_bandit: skip bandit (hubguard's own rules still run); the report is
             marked ``unsafe`` and a warning is logged.
 
     Raises:
         PolicyFileError: the policy file is invalid.
         FetchError: the source cannot be fetched or its bytes do not match the pin.
+        UnpinnedRevisionError: a referenced code repository has no pin.
     """
     policy = load_policy(policy)
     started = time.perf_counter()
     snapshot = _fetch(source, revision=revision, lock=lock, policy=policy)
+    code_snapshots = _referenced_code(snapshot, policy=policy, lock=lock, code_revision=code_revision)
     fetch_seconds = time.perf_counter() - started
-    report = audit_snapshots([snapshot], policy, unsafe_skip_bandit=unsafe_skip_bandit)
+    report = audit_snapshots([snapshot, *code_snapshots], policy, unsafe_skip_bandit=unsafe_skip_bandit)
     report.stage_seconds["fetch"] = fetch_seconds
+    if trial:
+        started = time.perf_counter()
+        _run_trial(snapshot, report, policy=policy, lock=lock, code_revision=code_revision)
+        report.stage_seconds["trial"] = time.perf_counter() - started
     return report
+
+
+_MODEL_AUTO_CLASS_PREFIX = "AutoModel"
+
+
+def _auto_map_references(snapshot: Snapshot) -> list[tuple[str, str]]:
+    """Return ``(auto class, reference)`` pairs of ``config.json``'s ``auto_map``, in file order."""
+    if "config.json" not in snapshot.files:
+        return []
+    auto_map = snapshot.config().get("auto_map") or {}
+    pairs = []
+    for auto_class, value in auto_map.items():
+        items = value if isinstance(value, (list, tuple)) else [value]
+        pairs.extend((auto_class, item) for item in items if isinstance(item, str))
+    return pairs
+
+
+def _referenced_code(
+    snapshot: Snapshot, *, policy: Policy, lock: str | Path | None, code_revision: str | None
+) -> list[Snapshot]:
+    """Fetch each other repository whose code ``auto_map`` references, once per repository."""
+    from hubguard.loader import resolve_class_reference
+
+    found: dict[str, Snapshot] = {}
+    for _, reference in _auto_map_references(snapshot):
+        repo = reference.partition("--")[0] if "--" in reference else None
+        if repo is None or repo in found:
+            continue
+        resolved = resolve_class_reference(
+            snapshot, reference, code_revision=code_revision, allow_floating=policy.revisions.allow_floating, lock=lock
+        )
+        found[repo] = resolved.snapshot
+    return list(found.values())
+
+
+def _run_trial(
+    snapshot: Snapshot, report: AuditReport, *, policy: Policy, lock: str | Path | None, code_revision: str | None
+) -> None:
+    """Rehearse the first model class of ``auto_map`` in the jail and record the result in ``report.trial``."""
+    import dataclasses
+
+    from hubguard._remote import run_model_trial
+    from hubguard.loader import resolve_class_reference
+
+    models = [(name, ref) for name, ref in _auto_map_references(snapshot) if name.startswith(_MODEL_AUTO_CLASS_PREFIX)]
+    if not models:
+        report.trial = {"verdict": "skipped", "reason": "auto_map names no model class to rehearse"}
+        return
+    _, reference = models[0]
+    resolved = resolve_class_reference(
+        snapshot, reference, code_revision=code_revision, allow_floating=policy.revisions.allow_floating, lock=lock
+    )
+    settings = policy.trial
+    if settings.mode == "off":
+        settings = dataclasses.replace(settings, mode="if-available")
+    try:
+        run_model_trial(resolved.snapshot, policy, reference.split("--")[-1], snapshot.config(), report, settings=settings)
+    except TrialError:
+        # The verdict and the trace are in report.trial; the audit still returns its report.
+        pass
 
 
 def _fetch(source: str, *, revision: str | None, lock: str | Path | None, policy: Policy) -> Snapshot:
@@ -296,16 +372,8 @@ class _CallableModule(types.ModuleType):
     package, which would hide the function that ``hubguard`` exports under the same name.
     """
 
-    def __call__(
-        self,
-        source: str,
-        *,
-        revision: str | None = None,
-        policy: Policy | str | Path | None = None,
-        lock: str | Path | None = None,
-        unsafe_skip_bandit: bool = False,
-    ) -> AuditReport:
-        return audit(source, revision=revision, policy=policy, lock=lock, unsafe_skip_bandit=unsafe_skip_bandit)
+    def __call__(self, source: str, **options: Any) -> AuditReport:
+        return audit(source, **options)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -126,8 +126,14 @@ class AuditReport:
 
     @property
     def verdict(self) -> str:
-        """``"allow"`` or ``"deny"``."""
-        return "deny" if self.blocking_findings() else "allow"
+        """``"allow"`` or ``"deny"``: denied by a blocking finding, or by a trial that refused or failed."""
+        if self.blocking_findings() or self.trial_refused():
+            return "deny"
+        return "allow"
+
+    def trial_refused(self) -> bool:
+        """Tell whether a jailed trial ran and refused the code or failed (``deny`` or ``error``)."""
+        return self.trial is not None and self.trial.get("verdict") in {"deny", "error"}
 
     def blocking_findings(self) -> list[Finding]:
         """Return the findings that deny the load: policy denials and those at or above ``fail_on``."""

@@ -50,6 +50,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("source", help="Hub repo id (org/name), local folder, git+https:// / git+file:// URL, or a .py file")
     parser.add_argument("--revision", help="full 40-character commit id to audit")
     parser.add_argument("--lock", help="lock file that pins every byte (see hubguard lock)")
+    parser.add_argument(
+        "--code-revision", help="full commit id of the code repository that auto_map references as org/name--module.Class"
+    )
+    parser.add_argument(
+        "--trial",
+        action="store_true",
+        help="also rehearse loading the model in a jailed child process and report what the code attempted",
+    )
     add_report_arguments(parser)
     return parser
 
@@ -71,9 +79,13 @@ def emit_report(report: Any, args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     blocking = report.blocking_findings()
-    status = "FAIL" if blocking else "OK"
-    print(f"{status}: {report.source}: {report.verdict} ({len(blocking)} blocking of {len(report.findings)} findings)", file=sys.stderr)
-    return EXIT_DENIED if blocking else EXIT_OK
+    status = "FAIL" if report.verdict == "deny" else "OK"
+    trial = f"; trial {report.trial['verdict']}" if report.trial else ""
+    print(
+        f"{status}: {report.source}: {report.verdict} ({len(blocking)} blocking of {len(report.findings)} findings{trial})",
+        file=sys.stderr,
+    )
+    return EXIT_DENIED if report.verdict == "deny" else EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
 
     policy = load_policy(args.policy)
     report = audit(
-        args.source, revision=args.revision, policy=policy, lock=args.lock, unsafe_skip_bandit=args.unsafe_skip_bandit
+        args.source,
+        revision=args.revision,
+        policy=policy,
+        lock=args.lock,
+        code_revision=args.code_revision,
+        trial=args.trial,
+        unsafe_skip_bandit=args.unsafe_skip_bandit,
     )
     return emit_report(report, args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hubguard.audit.report import AuditReport
@@ -29,16 +29,53 @@ def renderer(name: str) -> Callable[["AuditReport"], str]:
     return importlib.import_module(module_name).render  # type: ignore[no-any-return]  # every format module defines render
 
 
-def trial_rows(trial: dict[str, object]) -> list[tuple[str, str]]:
-    """Flatten the trial section into sorted ``(key, value)`` rows for tables."""
-    import json
+TRIAL_EVENT_COLUMNS = ("location", "event", "refused by", "denies", "detail")
 
-    rows = []
-    for key in sorted(trial):
-        value = trial[key]
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-        rows.append((key, text))
+
+def trial_summary(trial: dict[str, Any]) -> list[tuple[str, str]]:
+    """Return the trial's verdict, reason, active layers, stages reached and duration as ``(key, value)`` rows."""
+    layers = trial.get("layers")
+    if isinstance(layers, dict):
+        active = [name for name in ("netns", "landlock", "seccomp", "rlimits") if layers.get(name)]
+        missing = layers.get("missing") or []
+        layer_text = ", ".join(active) or "none"
+        if layers.get("landlock_abi"):
+            layer_text += f" (Landlock ABI {layers['landlock_abi']})"
+        if missing:
+            layer_text += f"; missing: {', '.join(map(str, missing))}"
+    else:
+        layer_text = "-"
+    rows = [
+        ("verdict", str(trial.get("verdict", "-"))),
+        ("reason", str(trial.get("reason", "-"))),
+        ("layers", layer_text),
+        ("stages reached", ", ".join(map(str, trial.get("stages") or [])) or "-"),
+    ]
+    if "duration_seconds" in trial:
+        rows.append(("duration", f"{float(trial['duration_seconds']):.2f} s"))
+    if trial.get("dropped_events"):
+        rows.append(("events not recorded", str(trial["dropped_events"])))
     return rows
 
 
-__all__ = ["FORMAT_MODULES", "renderer", "trial_rows"]
+def trial_event_rows(trial: dict[str, Any]) -> list[list[str]]:
+    """Return one row per trace event: location, event kind, refusing layer, whether it denies, detail."""
+    rows = []
+    for event in trial.get("events") or []:
+        if not isinstance(event, dict):
+            rows.append(["-", str(event), "-", "-", "-"])
+            continue
+        location = event.get("path") or "-"
+        if event.get("path") and event.get("line"):
+            location = f"{event['path']}:{event['line']}"
+        rows.append([
+            location,
+            str(event.get("kind", "-")),
+            str(event.get("refused_by") or "-"),
+            "yes" if event.get("denied") else "no",
+            str(event.get("detail", "")),
+        ])
+    return rows
+
+
+__all__ = ["FORMAT_MODULES", "TRIAL_EVENT_COLUMNS", "renderer", "trial_event_rows", "trial_summary"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hubguard.audit.formats import trial_rows
+from hubguard.audit.formats import TRIAL_EVENT_COLUMNS, trial_event_rows, trial_summary
 
 if TYPE_CHECKING:
     from hubguard.audit.report import AuditReport
@@ -83,7 +83,11 @@ def render(report: AuditReport) -> str:
         )
     if "trial" in data:
         lines += ["", "## Trial", ""]
-        lines += _table(["key", "value"], [[key, value] for key, value in trial_rows(data["trial"])])
+        lines += _table(["key", "value"], [[key, value] for key, value in trial_summary(data["trial"])])
+        events = trial_event_rows(data["trial"])
+        if events:
+            lines += ["", "### Trial trace", ""]
+            lines += _table(list(TRIAL_EVENT_COLUMNS), events)
     lines += ["", "## Time per stage", ""]
     lines += _table(["stage", "seconds"], [[stage, f"{seconds:.3f}"] for stage, seconds in data["stage_seconds"].items()])
     return "\n".join(lines) + "\n"

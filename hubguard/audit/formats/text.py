@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from hubguard.audit.formats import trial_rows
+from hubguard.audit.formats import TRIAL_EVENT_COLUMNS, trial_event_rows, trial_summary
 
 if TYPE_CHECKING:
     from hubguard.audit.report import AuditReport
@@ -68,12 +68,16 @@ def render(report: AuditReport) -> str:
         console.print(table)
 
     if "trial" in data:
-        table = Table(title="Trial", title_justify="left")
-        table.add_column("key")
-        table.add_column("value", overflow="fold")
-        for key, value in trial_rows(data["trial"]):
-            table.add_row(key, value)
-        console.print(table)
+        for key, value in trial_summary(data["trial"]):
+            console.print(f"trial {key}: {value}", markup=False, highlight=False)
+        events = trial_event_rows(data["trial"])
+        if events:
+            table = Table(title="Trial trace", title_justify="left")
+            for column in TRIAL_EVENT_COLUMNS:
+                table.add_column(column, overflow="fold")
+            for row in events:
+                table.add_row(*row)
+            console.print(table)
 
     stages = ", ".join(f"{stage} {seconds:.3f}s" for stage, seconds in data["stage_seconds"].items())
     console.print(f"time per stage: {stages}")
