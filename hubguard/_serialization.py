@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
+PICKLE_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
 DEFAULT_MAX_SHARD_SIZE = "5GB"
 
 _SHARD_RE = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
@@ -139,8 +141,12 @@ def save_weights(module: torch.nn.Module, folder: Path, *, max_shard_size: int |
     return sorted(written)
 
 
-def read_weights(snapshot: Snapshot) -> tuple[dict[str, torch.Tensor], str] | None:
+def read_weights(snapshot: Snapshot, *, allow_pickle: bool = False) -> tuple[dict[str, torch.Tensor], str] | None:
     """Read every weight tensor of a snapshot from its safetensors files.
+
+    With ``allow_pickle`` (a policy's ``[weights] allow_pickle``), a checkpoint that has
+    only ``pytorch_model.bin`` (or its index and shards) is read after a pickle opcode scan
+    finds no dangerous globals, and only with ``torch.load(weights_only=True)``.
 
     Returns:
         The tensors by key, and the repository path to name in messages (the index
@@ -170,6 +176,8 @@ def read_weights(snapshot: Snapshot) -> tuple[dict[str, torch.Tensor], str] | No
         return _read_file(snapshot, SAFE_WEIGHTS_NAME), SAFE_WEIGHTS_NAME
 
     other = [entry.path for entry in snapshot.weight_files()]
+    if allow_pickle and (snapshot.has(PICKLE_WEIGHTS_NAME) or snapshot.has(PICKLE_WEIGHTS_INDEX_NAME)):
+        return _read_pickle_checkpoint(snapshot)
     if other:
         raise WeightsError(
             f"no safetensors weights in {snapshot.source.display()}; found {', '.join(other)}, "
@@ -178,6 +186,62 @@ def read_weights(snapshot: Snapshot) -> tuple[dict[str, torch.Tensor], str] | No
             hint="convert the checkpoint to model.safetensors (safetensors.torch.save_file) in a trusted environment",
         )
     return None
+
+
+def _read_pickle_checkpoint(snapshot: Snapshot) -> tuple[dict[str, torch.Tensor], str]:
+    """Read ``pytorch_model.bin`` (or its shards) with ``torch.load(weights_only=True)`` after an opcode scan."""
+    if snapshot.has(PICKLE_WEIGHTS_INDEX_NAME):
+        try:
+            weight_map = json.loads(snapshot.read_bytes(PICKLE_WEIGHTS_INDEX_NAME))["weight_map"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise WeightsError(
+                f"invalid index file: {error}", path=PICKLE_WEIGHTS_INDEX_NAME, hint="save the checkpoint again"
+            ) from error
+        paths, named = sorted(set(weight_map.values())), PICKLE_WEIGHTS_INDEX_NAME
+    else:
+        paths, named = [PICKLE_WEIGHTS_NAME], PICKLE_WEIGHTS_NAME
+    tensors: dict[str, torch.Tensor] = {}
+    for path in paths:
+        if not snapshot.has(path):
+            raise WeightsError(f"the index names {path}, which is missing", path=named, hint="save the checkpoint again")
+        tensors.update(_read_pickle_file(snapshot, path))
+    return tensors, named
+
+
+def _read_pickle_file(snapshot: Snapshot, path: str) -> dict[str, torch.Tensor]:
+    import io
+
+    from picklescan.scanner import SafetyLevel, scan_bytes
+
+    data = snapshot.read_bytes(path)
+    scan = scan_bytes(io.BytesIO(data), path, ".bin")
+    dangerous = sorted(
+        f"{entry.module}.{entry.name}" for entry in scan.globals if entry.safety == SafetyLevel.Dangerous
+    )
+    if scan.scan_err or dangerous:
+        found = ", ".join(dangerous) if dangerous else "its opcodes could not be read completely"
+        raise WeightsError(
+            f"pickle weights refused before loading: {found}",
+            rule_id="HG241",
+            path=path,
+            hint="convert the checkpoint to safetensors in a trusted environment",
+        )
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError or others for refused content
+        raise WeightsError(
+            f"torch.load(weights_only=True) refused {path}: {error}",
+            rule_id="HG241",
+            path=path,
+            hint="convert the checkpoint to safetensors in a trusted environment",
+        ) from error
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise WeightsError(
+            f"{path} does not contain a flat mapping of tensor names to tensors",
+            path=path,
+            hint="save model.state_dict() itself",
+        )
+    return dict(state)
 
 
 def missing_weights_error(snapshot: Snapshot) -> WeightsError:

@@ -390,7 +390,9 @@ class _AutoModelClass:
                 hint="the model class must derive from PreTrainedModel",
             )
         _record_code_revision(config, model_class, reference)
-        return model_class._from_snapshot(snapshot, config=config, dtype=dtype, strict=strict, **config_overrides)
+        return model_class._from_snapshot(
+            snapshot, config=config, dtype=dtype, strict=strict, policy=remote_options["policy"], **config_overrides
+        )
 
     @classmethod
     def _lookup(cls, config_class: type[PretrainedConfig]) -> type[PreTrainedModel] | None:

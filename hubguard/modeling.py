@@ -198,6 +198,7 @@ class PreTrainedModel(torch.nn.Module):
         strict: bool = True,
         lock: str | os.PathLike[str] | None = None,
         token: str | None = None,
+        policy: Any = None,
         **config_overrides: Any,
     ) -> ModelT:
         """Build the model from its config and load its safetensors weights.
@@ -211,6 +212,10 @@ class PreTrainedModel(torch.nn.Module):
                 from ``config.json``.
             strict: raise on missing, unexpected or shape-mismatched keys; when false,
                 log them as a warning and load the keys that match.
+            policy: a policy name, file or ``Policy``; its ``[revisions]`` section decides
+                floating revisions, and ``[weights] allow_pickle`` lets a checkpoint with
+                only ``pytorch_model.bin`` load after an opcode scan, with
+                ``torch.load(weights_only=True)``.
             config_overrides: passed into the config class's ``__init__``.
 
         Raises:
@@ -218,8 +223,8 @@ class PreTrainedModel(torch.nn.Module):
             ConfigurationError: ``config.json`` is missing or malformed, or the config has
                 the wrong class.
         """
-        snapshot = fetch_snapshot(source, revision=revision, lock=lock, token=token, include_weights=True)
-        return cls._from_snapshot(snapshot, config=config, dtype=dtype, strict=strict, **config_overrides)
+        snapshot = fetch_snapshot(source, revision=revision, lock=lock, token=token, include_weights=True, policy=policy)
+        return cls._from_snapshot(snapshot, config=config, dtype=dtype, strict=strict, policy=policy, **config_overrides)
 
     @classmethod
     def _from_snapshot(
@@ -229,11 +234,15 @@ class PreTrainedModel(torch.nn.Module):
         config: PretrainedConfig | None = None,
         dtype: torch.dtype | str | None = None,
         strict: bool = True,
+        policy: Any = None,
         **config_overrides: Any,
     ) -> ModelT:
         """Load the model from an already fetched snapshot (shared by the Auto and remote paths)."""
+        from hubguard.audit.policy import load_policy
+
         config = cls._resolve_config(snapshot, config, config_overrides)
-        weights = _serialization.read_weights(snapshot)
+        allow_pickle = load_policy(policy).weights.allow_pickle
+        weights = _serialization.read_weights(snapshot, allow_pickle=allow_pickle)
 
         # Construction skips parameter initialisation, because the checkpoint overwrites
         # every parameter and saved buffer. The model is built again with its
