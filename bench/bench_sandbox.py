@@ -3,10 +3,11 @@
 Run: ``.venv/bin/python bench/bench_sandbox.py [--repeats N]``
 
 1. Import the example's ``configuration_resnet.py`` and ``modeling_resnet.py`` and build
-   a ResNet-50-D classifier: plainly (``importlib`` from a temporary package, before the
-   sandbox is ever used, so no audit hook exists yet) and through ``import_snapshot``
-   (restricted compile, guards, audit hook). Each repetition uses a fresh module name or
-   snapshot source, so nothing is served from a cache. Reports the minimum of each (the least disturbed run) and the ratio.
+   a ResNet-50-D classifier: plainly (``importlib`` from a temporary package) and through
+   ``import_snapshot`` (restricted compile, guards, audit hook), alternating. The audit
+   hook is installed for both; for the plain side it returns after one lookup per event.
+   Each repetition uses a fresh module name or snapshot source, so nothing is served from
+   a cache. Reports the minimum of each (the least disturbed run) and the ratio.
 2. Forward pass of an 8x3x224x224 batch through the sandboxed model vs a plain timm
    ResNet with the same weights, alternating which goes first, minimum of each and the ratio.
 3. Extra memory: Python heap (tracemalloc) retained by one sandboxed load minus one
@@ -78,9 +79,18 @@ def main() -> int:
     sys.path.insert(0, str(folder))
     policy = load_policy("default")
 
-    # (1) import + instantiation; plain first, while no audit hook is installed
+    # (1) import + instantiation, alternating plain and sandboxed loads (3x the repeats:
+    # one load takes about 0.2 s and single runs vary a lot on a shared machine)
     _plain_load(folder, 1000)  # warm torch's lazy imports for both sides
-    plain_times = [_timed(_plain_load, folder, index)[0] for index in range(args.repeats)]
+    _sandboxed_load(policy, 1000)
+    plain_times, sandbox_times = [], []
+    for index in range(3 * args.repeats):
+        if index % 2:
+            sandbox_times.append(_timed(_sandboxed_load, policy, index)[0])
+            plain_times.append(_timed(_plain_load, folder, index)[0])
+        else:
+            plain_times.append(_timed(_plain_load, folder, index)[0])
+            sandbox_times.append(_timed(_sandboxed_load, policy, index)[0])
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
@@ -92,7 +102,6 @@ def main() -> int:
     sandboxed_model = _sandboxed_load(policy, 2000)
     sandbox_memory = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
-    sandbox_times = [_timed(_sandboxed_load, policy, index)[0] for index in range(args.repeats)]
 
     # (2) forward pass, same weights, interleaved
     plain_resnet = ResNet(block=Bottleneck, layers=[3, 4, 6, 3], stem_width=32, stem_type="deep", avg_down=True).eval()
@@ -113,6 +122,18 @@ def main() -> int:
                 sandbox_forward.append(_timed(sandboxed_model, batch)[0])
         same = torch.equal(plain_resnet(batch), sandboxed_model(batch)["logits"])
 
+    # (3) the fixed cost the sandbox adds to one forward call, measured without the
+    # convolutions (both wrappers around the same trivial module), since single forward
+    # passes vary by more than this cost on a shared machine
+    tiny = torch.zeros(1)
+    plain_wrapper = _plain_load(folder, 3000).eval()
+    sandbox_wrapper = _sandboxed_load(policy, 3000).eval()
+    plain_wrapper.model = sandbox_wrapper.model = torch.nn.Identity()
+    calls = 20000
+    with torch.no_grad():
+        plain_call = min(_timed(lambda: [plain_wrapper(tiny) for _ in range(calls)])[0] for _ in range(3)) / calls
+        sandbox_call = min(_timed(lambda: [sandbox_wrapper(tiny) for _ in range(calls)])[0] for _ in range(3)) / calls
+
     # The minimum of the repetitions is the least disturbed run on a shared machine.
     plain_load, sandbox_load = min(plain_times), min(sandbox_times)
     plain_fw, sandbox_fw = min(plain_forward), min(sandbox_forward)
@@ -121,6 +142,13 @@ def main() -> int:
     print(f"{'import + instantiate resnet50d (s)':<38} {plain_load:>10.3f} {sandbox_load:>10.3f} {sandbox_load / plain_load:>7.3f} {'1.15':>7}")
     print(f"{'forward 8x3x224x224 (s)':<38} {plain_fw:>10.3f} {sandbox_fw:>10.3f} {sandbox_fw / plain_fw:>7.3f} {'1.03':>7}")
     print(f"{'python heap kept by one load (KiB)':<38} {plain_memory / 1024:>10.1f} {sandbox_memory / 1024:>10.1f} {'':>7} {'':>7}")
+    # Adjacent runs share the machine's load, so the median of their ratios resists noise best.
+    load_pairs = statistics.median(sandbox / plain for sandbox, plain in zip(sandbox_times, plain_times))
+    forward_pairs = statistics.median(sandbox / plain for sandbox, plain in zip(sandbox_forward, plain_forward))
+    extra_call = sandbox_call - plain_call
+    print(f"fixed cost per forward call: plain {plain_call * 1e6:.1f} us, sandboxed {sandbox_call * 1e6:.1f} us; "
+          f"extra {extra_call * 1e6:.1f} us = {extra_call / plain_fw:.2e} of the plain forward")
+    print(f"median of paired ratios: load {load_pairs:.3f}, forward {forward_pairs:.3f}")
     print(f"medians (s): load {statistics.median(plain_times):.3f} / {statistics.median(sandbox_times):.3f}, "
           f"forward {statistics.median(plain_forward):.3f} / {statistics.median(sandbox_forward):.3f}")
     print(f"extra python heap of the sandboxed load: {(sandbox_memory - plain_memory) / 1024:.1f} KiB; identical logits: {same}")
