@@ -126,21 +126,22 @@ def run():
 
 def test_del_during_allowed_import_still_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A __del__ the garbage collector runs inside an allowed library import is still decided by the hook."""
-    fresh = next(name for name in ("torch.nn.utils.prune", "numpy.polynomial", "numpy.ma", "torch.utils.benchmark") if name not in sys.modules)
+    fresh = f"hubguard_fresh_{tmp_path.name.replace('-', '_')}"
+    # The "library" collects garbage while it is imported, so the __del__ runs inside the import.
+    (tmp_path / f"{fresh}.py").write_text("import gc\n\ngc.collect()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
     marker = tmp_path / "marker"
     source = DEL_DURING_IMPORT.replace("@MARKER@", str(marker)).replace("@FRESH@", fresh)
     snapshot = build_snapshot(SourceRef("hub", "hostile/del-during-import"), PinnedRevision(None, "b" * 40), {"modeling_x.py": source.encode()}, code_entries=["modeling_x.py"])
     module = import_snapshot(snapshot, POLICY).module("modeling_x.py")
     raised: list[BaseException] = []
     monkeypatch.setattr(sys, "unraisablehook", lambda info: raised.append(info.exc_value))
-    threshold = gc.get_threshold()
     gc.collect()
-    gc.set_threshold(1, 1, 1)  # collect at nearly every allocation, so inside the import too
+    gc.disable()  # keep the cycles alive until the library's own collection
     try:
         module.run()
     finally:
-        gc.set_threshold(*threshold)
-    gc.collect()
+        gc.enable()
 
     assert fresh in sys.modules
     assert not marker.exists()
