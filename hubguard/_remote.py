@@ -77,15 +77,26 @@ def _audit_command(snapshot: Snapshot) -> str:
     return f"hubguard audit {snapshot.source.display()} --revision {snapshot.revision.commit}"
 
 
-def _confirm_interactively(report: Any, source: str) -> bool:
+# Code closures (source, code id) the user confirmed on a terminal in this process, so one
+# load of a config and its model asks once.
+_CONFIRMED: set[tuple[str, str]] = set()
+
+
+def _confirm_interactively(report: Any, code_snapshot: Snapshot) -> bool:
     """Show the audit summary on a terminal and ask before loading; refuse elsewhere."""
+    key = (code_snapshot.source.display(), code_snapshot.code_id())
+    if key in _CONFIRMED:
+        return True
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         return False
     from hubguard.audit import render
 
     print(render(report, "text"), file=sys.stderr)
-    answer = input(f"Load and run the code of {source} shown above? [y/N] ")
-    return answer.strip().lower() in {"y", "yes"}
+    answer = input(f"Load and run the code of {key[0]} shown above? [y/N] ")
+    if answer.strip().lower() not in {"y", "yes"}:
+        return False
+    _CONFIRMED.add(key)
+    return True
 
 
 def _check_dependencies(report: Any) -> None:
@@ -250,7 +261,7 @@ def load_remote(
             rule_id="HG400",
             hint=f"run `{_audit_command(code_snapshot)}` to read every finding",
         )
-    if trust_remote_code is None and not _confirm_interactively(report, code_snapshot.source.display()):
+    if trust_remote_code is None and not _confirm_interactively(report, code_snapshot):
         raise RemoteCodeNotTrustedError(
             f"{source} needs its own code for {auto_class_name} and it was not confirmed",
             hint="pass trust_remote_code=True after reading the audit report (hubguard audit)",

@@ -279,3 +279,55 @@ def test_cli_load_branch_exits_3(published: dict, tmp_path: Path, olah_server: O
     assert completed.returncode == 3
     assert published["commit"] in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def _run_in_terminal(arguments: list[str], answer: bytes, env: dict[str, str]) -> tuple[int, str]:
+    """Run ``python -m hubguard ARGS`` on a pseudo-terminal, type ``answer`` at the prompt, return (exit code, screen)."""
+    import pty
+    import select
+    import time
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hubguard", *arguments],
+        stdin=terminal, stdout=terminal, stderr=terminal, env=env, close_fds=True,
+    )
+    os.close(terminal)
+    screen = b""
+    answered = False
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+            if not answered and b"[y/N]" in screen:
+                os.write(controller, answer)
+                answered = True
+        elif process.poll() is not None:
+            break
+    process.wait(timeout=60)
+    os.close(controller)
+    return process.returncode, screen.decode(errors="replace")
+
+
+@pytest.mark.parametrize(("answer", "expected_code"), [(b"y\n", 0), (b"n\n", 1)])
+def test_cli_load_asks_on_terminal(
+    published: dict, tmp_path: Path, olah_server: OlahServer, answer: bytes, expected_code: int
+) -> None:
+    env = {**os.environ, "HF_ENDPOINT": olah_server.endpoint, "HF_HOME": str(tmp_path / "hf"),
+           "HUBGUARD_CACHE": str(tmp_path / "cache"), "NO_COLOR": "1", "COLUMNS": "200"}
+    code, screen = _run_in_terminal(["load", published["repo_id"], "--revision", published["commit"]], answer, env)
+    assert "hubguard audit: ALLOW" in screen
+    assert "[y/N]" in screen
+    assert code == expected_code, screen
+    if expected_code == 0:
+        assert "verdict:    allow" in screen
+    else:
+        assert "was not confirmed" in screen
+        assert "Traceback" not in screen
