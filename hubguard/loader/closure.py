@@ -14,11 +14,14 @@ import ast
 import codecs
 import io
 import keyword
+import logging
 import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from hubguard.errors import UnsafeRepositoryError
+
+logger = logging.getLogger(__name__)
 
 SOURCE_SUFFIX = ".py"
 
@@ -200,8 +203,9 @@ def _resolve_import(
         if sub is not None:
             targets.append(sub)
             continue
-        package_init = "/".join(package + ["__init__.py"]) if package else None
-        if package_init is None or not exists(package_init):
+        # At the repository root the package is the root ``__init__.py``, if the repository has one.
+        package_init = "/".join(package + ["__init__.py"])
+        if not exists(package_init):
             raise UnsafeRepositoryError(
                 f"relative import 'from {spelled} import {alias.name}' does not match a file in the repository",
                 rule_id="HG104",
@@ -209,6 +213,7 @@ def _resolve_import(
                 line=node.lineno,
                 hint=f"add {'/'.join(package + [alias.name])}.py to the repository or fix the import",
             )
+        targets.append(package_init)
     return targets
 
 
@@ -240,10 +245,12 @@ def code_closure(
         read: returns the bytes of a repository path.
         exists: tells whether a repository path is a file of the repository.
 
+    A file that does not parse stays in the closure without its imports being followed;
+    the audit reports it, and the load is denied.
+
     Raises:
         UnsafeRepositoryError: an import leaves the repository, names a missing file,
             or a path is not a valid module path.
-        SyntaxError: a file of the closure does not parse.
     """
     seen: set[str] = set()
     pending = list(entries)
@@ -263,7 +270,13 @@ def code_closure(
         folder = _package_parts(path)
         pending.extend(_package_inits(folder, exists))
         source = decode_source(read(path), path)
-        tree = ast.parse(source, filename=path)
+        try:
+            tree = ast.parse(source, filename=path)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
+            # The file stays in the closure; the audit reports it as a blocking parse
+            # finding, so nothing that cannot be parsed is ever imported.
+            logger.info("cannot follow the imports of %s: %s", path, error)
+            continue
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level > 0:
                 pending.extend(_resolve_import(node, path, exists))
