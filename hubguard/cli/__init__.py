@@ -39,14 +39,22 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def _add_verbosity(parser: argparse.ArgumentParser) -> None:
+def _add_verbosity(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    """Add ``-q`` and ``-v``; they work before the subcommand (``hubguard -v audit``) and after it.
+
+    Only the top-level parser sets defaults: argparse copies every attribute of a
+    subparser's namespace over the top-level one, so a subparser default would erase
+    the flags given before the subcommand.
+    """
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    group.add_argument(
+        "-q", "--quiet", action="store_true", default=False if top_level else argparse.SUPPRESS, help="log errors only"
+    )
     group.add_argument(
         "-v",
         "--verbose",
         action="count",
-        default=0,
+        default=0 if top_level else argparse.SUPPRESS,
         help="-v logs each step (INFO); -vv adds DEBUG details and tracebacks",
     )
 
@@ -58,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Pin, audit and sandbox remote-code models before they load.",
     )
     parser.add_argument("--version", action="version", version=f"hubguard {__version__}")
-    _add_verbosity(parser)
+    _add_verbosity(parser, top_level=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
     for name, module_name in SUBCOMMANDS.items():
         try:
@@ -69,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         sub = module.add_parser(subparsers)
-        _add_verbosity(sub)
+        _add_verbosity(sub, top_level=False)
         sub.set_defaults(_run=module.run)
     return parser
 
