@@ -41,6 +41,7 @@ _LAZY_EXPORTS = {
     "AutoConfig": "hubguard.auto",
     "AutoModel": "hubguard.auto",
     "AutoModelForImageClassification": "hubguard.auto",
+    "ModelOutput": "hubguard.outputs",
     "PinnedRevision": "hubguard.loader.snapshot",
     "Snapshot": "hubguard.loader.snapshot",
     "fetch": "hubguard.loader",

@@ -28,13 +28,25 @@ _TOP_LEVEL = {
     "AutoModelForImageClassification": "hubguard.auto",
 }
 
+# Output classes of transformers.modeling_outputs that hubguard.outputs provides.
+_OUTPUT_NAMES = (
+    "BaseModelOutput",
+    "BaseModelOutputWithPast",
+    "BaseModelOutputWithPooling",
+    "CausalLMOutput",
+    "CausalLMOutputWithPast",
+    "ImageClassifierOutput",
+    "ModelOutput",
+    "SequenceClassifierOutput",
+)
+
 # transformers submodule -> names it offers (each resolved through _TOP_LEVEL or below).
 _SUBMODULES: dict[str, dict[str, str]] = {
     "configuration_utils": {"PretrainedConfig": "hubguard.configuration"},
     "modeling_utils": {"PreTrainedModel": "hubguard.modeling"},
-    "utils": {},
+    "utils": {"ModelOutput": "hubguard.outputs"},
     "utils.logging": {},
-    "modeling_outputs": {},
+    "modeling_outputs": {name: "hubguard.outputs" for name in _OUTPUT_NAMES},
 }
 
 
