@@ -132,6 +132,13 @@ class MissingDependencyError(HubguardError, ImportError):
         self.missing = missing
 
 
+class OutputFileError(HubguardError):
+    """Raised when a report, lock file or other output cannot be written to the path the user gave.
+
+    Example message: ``cannot write the lock file to /ro/x.lock: [Errno 13] Permission denied``.
+    """
+
+
 class PublishError(HubguardError):
     """Raised when ``push_to_hub`` fails to create the repository or the commit."""
 
@@ -204,6 +211,7 @@ __all__ = [
     "HubguardError",
     "IntegrityError",
     "MissingDependencyError",
+    "OutputFileError",
     "PolicyFileError",
     "PolicyViolation",
     "PublishError",

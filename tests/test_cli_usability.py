@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,3 +69,53 @@ def test_no_verbosity_flag_logs_warnings(clean_repo: Path, capsys: pytest.Captur
     assert main(["audit", str(clean_repo)]) == 0
     assert logging.getLogger("hubguard").level == logging.WARNING
     assert capsys.readouterr().err == f"OK: {clean_repo}: allow (0 blocking of 0 findings)\n"
+
+
+# --- output files: folders created, unwritable paths exit 2 --------------------------------
+
+
+def test_lock_creates_the_output_folder(clean_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "missing" / "dir" / "x.lock"
+    assert main(["lock", str(clean_repo), "-o", str(output)]) == 0
+    assert json.loads(output.read_text())["repositories"][0]["source"] == str(clean_repo)
+    assert capsys.readouterr().out == f"{output}\n"
+    assert sorted(path.name for path in output.parent.iterdir()) == ["x.lock"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["lock", "{source}", "-o", "{output}"],
+        ["audit", "{source}", "-o", "{output}"],
+        ["scan", "{source}", "--format", "json", "-o", "{output}"],
+    ],
+    ids=["lock", "audit", "scan"],
+)
+def test_unwritable_output_exits_2(
+    command: list[str], clean_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    output = blocker / "out.txt"
+    arguments = [part.format(source=clean_repo, output=output) for part in command]
+    assert main(arguments) == 2
+    err = _no_traceback(capsys.readouterr().err)
+    assert "cannot write the " in err
+    assert f" to {output}: " in err
+    assert "fix: pass an output path in a folder you can write to" in err
+
+
+def test_output_path_that_is_a_folder_exits_2(clean_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", str(clean_repo), "-o", str(tmp_path)]) == 2
+    err = _no_traceback(capsys.readouterr().err)
+    assert f"cannot write the text report to {tmp_path}: {tmp_path} is a directory" in err
+    assert not any(path.name.endswith(".tmp") for path in tmp_path.iterdir())
+
+
+def test_lock_file_write_raises_output_file_error(clean_repo: Path, tmp_path: Path) -> None:
+    import hubguard
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(hubguard.OutputFileError, match=r"^cannot write the lock file to .*a-file/x\.lock: "):
+        hubguard.lock(str(clean_repo)).write(blocker / "x.lock")

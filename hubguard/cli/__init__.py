@@ -1,7 +1,7 @@
 """The ``hubguard`` command: one module per subcommand, each with ``add_parser`` and ``run``.
 
-Exit codes: 0 allowed, 1 denied by the policy, 2 usage or policy-file error,
-3 fetch or integrity failure. Only this package calls ``sys.exit``.
+Exit codes: 0 allowed, 1 denied by the policy, 2 usage error, policy-file error or
+unwritable output file, 3 fetch or integrity failure. Only this package calls ``sys.exit``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``hubguard audit``: fetch a source at a pinned revision, audit it, and print the report.
 
-Exit codes: 0 allowed, 1 denied by the policy, 2 usage or policy-file error, 3 fetch or
-integrity failure.
+Exit codes: 0 allowed, 1 denied by the policy, 2 usage error, policy-file error or
+unwritable ``--output``, 3 fetch or integrity failure.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hubguard._output import write_text_atomic
 from hubguard.cli._errors import EXIT_DENIED, EXIT_OK
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,13 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options ``audit`` and ``scan`` share: policy, format, output file, fail-on threshold."""
     parser.add_argument("--policy", help="policy name (default, strict) or TOML file; default: default")
     parser.add_argument("--format", choices=FORMAT_CHOICES, default="text", help="report format (default: text)")
-    parser.add_argument("--output", "-o", type=Path, help="write the report to this file instead of standard output")
+    parser.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        help="write the report to this file instead of standard output, creating its folder "
+        "(exit code 2 when it cannot be written)",
+    )
     parser.add_argument(
         "--unsafe-skip-bandit",
         action="store_true",
@@ -44,7 +51,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Fetch SOURCE at a pinned revision, scan its code closure with hubguard's rules and "
             "bandit, check its weight files, and print the report. Exit codes: 0 allowed, "
-            "1 denied by the policy, 2 usage or policy-file error, 3 fetch or integrity failure."
+            "1 denied by the policy, 2 usage error, policy-file error or unwritable --output, "
+            "3 fetch or integrity failure."
         ),
     )
     parser.add_argument("source", help="Hub repo id (org/name), local folder, git+https:// / git+file:// URL, or a .py file")
@@ -71,10 +79,7 @@ def emit_report(report: Any, args: argparse.Namespace) -> int:
         report = report.with_fail_on(Severity.parse(args.fail_on))
     text = render(report, args.format)
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        temporary = args.output.with_name(f".{args.output.name}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(args.output)
+        write_text_atomic(args.output, text, what=f"the {args.format} report")
         logger.info("wrote the %s report to %s", args.format, args.output)
     else:
         sys.stdout.write(text)

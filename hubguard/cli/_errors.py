@@ -5,6 +5,7 @@ from __future__ import annotations
 from hubguard.errors import (
     FetchError,
     HubguardError,
+    OutputFileError,
     PolicyFileError,
     PolicyViolation,
     SandboxViolation,
@@ -19,6 +20,7 @@ EXIT_FETCH = 3
 # Checked in order, subclasses first; anything else is a denial (exit 1).
 _EXIT_CODES: tuple[tuple[type[HubguardError], int], ...] = (
     (PolicyFileError, EXIT_USAGE),
+    (OutputFileError, EXIT_USAGE),
     (FetchError, EXIT_FETCH),
     (PolicyViolation, EXIT_DENIED),
     (SandboxViolation, EXIT_DENIED),
@@ -27,7 +29,7 @@ _EXIT_CODES: tuple[tuple[type[HubguardError], int], ...] = (
 
 
 def exit_code_for(error: HubguardError) -> int:
-    """Return the exit code for an error: 2 policy file, 3 fetch or integrity, else 1."""
+    """Return the exit code for an error: 2 policy file or output file, 3 fetch or integrity, else 1."""
     for error_class, code in _EXIT_CODES:
         if isinstance(error, error_class):
             return code

@@ -20,7 +20,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Fetch SOURCE at --revision, verify it, and write a JSON lock file with the source, the "
             "commit (or a plain folder's sha256 content id) and the path, size and sha256 of every file "
             "hubguard loads, plus one entry per code repository that auto_map references. Pass the lock "
-            "to audit and load with --lock. Exit codes: 0 written, 2 usage error, 3 fetch or integrity failure."
+            "to audit and load with --lock. Exit codes: 0 written, 2 usage error or unwritable --output, "
+            "3 fetch or integrity failure."
         ),
     )
     parser.add_argument("source", help="Hub repo id (org/name), local folder, or git+https:// / git+file:// URL")
@@ -34,7 +35,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="accept a branch, tag or short id and lock the commit it resolves to now",
     )
-    parser.add_argument("--output", "-o", default="hubguard.lock", help="lock file to write (default: hubguard.lock)")
+    parser.add_argument(
+        "--output",
+        "-o",
+        default="hubguard.lock",
+        help="lock file to write, creating its folder (default: hubguard.lock; exit code 2 when it cannot be written)",
+    )
     return parser
 
 

@@ -23,7 +23,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Scan each PATH (a model folder or a .py file) with the policy and print one report. "
             "Folders given together are audited as separate snapshots in one report. Exit codes: "
-            "0 allowed, 1 denied, 2 usage or policy-file error, 3 unreadable or unsafe path."
+            "0 allowed, 1 denied, 2 usage error, policy-file error or unwritable --output, "
+            "3 unreadable or unsafe path."
         ),
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="model folder or .py file")

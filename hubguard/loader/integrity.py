@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hubguard._output import write_text_atomic
 from hubguard.errors import IntegrityError
 
 LOCK_FORMAT_VERSION = 1
@@ -138,17 +137,12 @@ class LockFile:
         return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
     def write(self, path: str | Path) -> Path:
-        """Write the lock to ``path`` atomically and return the path."""
-        target = Path(path)
-        descriptor, temporary = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(self.to_json())
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return target
+        """Write the lock to ``path`` atomically, creating its folder, and return the path.
+
+        Raises:
+            OutputFileError: the folder cannot be created or the file cannot be written.
+        """
+        return write_text_atomic(path, self.to_json(), what="the lock file")
 
     @classmethod
     def read(cls, path: str | Path) -> LockFile:
