@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from hubguard.errors import HubguardError
+from hubguard.errors import HubguardError, OutputFileError
 
 logger = logging.getLogger(__name__)
 
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "custom_resnet"
 EXAMPLE_PACKAGE = "hubguard_demo_example"
+# The files the demo imports from an example folder.
+EXAMPLE_FILES = ("__init__.py", "configuration_resnet.py", "modeling_resnet.py")
 
 # Appended to the example's modeling file to make the hostile variant. If it ever ran, it
 # would only create a marker file inside the demo's own work folder.
@@ -52,8 +54,59 @@ class StepResult:
     detail: str
 
 
+def check_example_dir(example_dir: Path) -> None:
+    """Refuse an example folder that lacks a file the demo imports, naming the folder and the files.
+
+    Raises:
+        HubguardError: ``example_dir`` is not a folder or lacks one of ``EXAMPLE_FILES``.
+    """
+    if example_dir.is_dir():
+        missing = [name for name in EXAMPLE_FILES if not (example_dir / name).is_file()]
+        if not missing:
+            return
+        problem = "lacks " + ", ".join(missing)
+    else:
+        problem = "is not a folder" if example_dir.exists() else "does not exist"
+    if example_dir == EXAMPLE_DIR:
+        raise HubguardError(
+            f"the bundled example {example_dir} {problem}",
+            hint="run the demo from a checkout of the hubguard repository, or pass --example DIR",
+        )
+    raise HubguardError(
+        f"example folder {example_dir} {problem}",
+        hint=f"pass a folder like examples/custom_resnet that holds {', '.join(EXAMPLE_FILES)}; its "
+        "__init__.py defines tiny_config() and resnet50d_config(), modeling_resnet.py defines "
+        "ResnetModelForImageClassification and configuration_resnet.py defines ResnetConfig",
+    )
+
+
+def prepare_work_dir(work_dir: Path) -> None:
+    """Create ``work_dir``, which must not exist yet or be an empty folder.
+
+    A folder from an earlier run is refused rather than reused: its repositories would
+    make ``git commit`` find nothing to commit, and its lock files would be stale.
+
+    Raises:
+        HubguardError: ``work_dir`` is a file or a folder that is not empty.
+        OutputFileError: the folder cannot be created.
+    """
+    hint = "pass a folder that does not exist yet or is empty; the demo builds fresh repositories in it"
+    if work_dir.exists() and not work_dir.is_dir():
+        raise HubguardError(f"demo work folder {work_dir} is a file, not a folder", hint=hint)
+    if work_dir.is_dir() and any(work_dir.iterdir()):
+        raise HubguardError(f"demo work folder {work_dir} is not empty", hint=hint)
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputFileError(f"cannot create the demo work folder {work_dir}: {error}", hint=hint) from error
+
+
 def _import_example(example_dir: Path) -> Any:
-    """Import the example folder as a package under a private name (the author's side, trusted)."""
+    """Import the example folder as a package under a private name.
+
+    This is the author's side of the workflow: the example's code is trusted and imported
+    directly, not through the sandbox.
+    """
     spec = importlib.util.spec_from_file_location(
         EXAMPLE_PACKAGE, example_dir / "__init__.py", submodule_search_locations=[str(example_dir)]
     )
@@ -61,7 +114,23 @@ def _import_example(example_dir: Path) -> Any:
         raise HubguardError(f"cannot import the example from {example_dir}", hint="pass --example DIR")
     module = importlib.util.module_from_spec(spec)
     sys.modules[EXAMPLE_PACKAGE] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+        for name in ("configuration_resnet", "modeling_resnet"):
+            importlib.import_module(f"{EXAMPLE_PACKAGE}.{name}")
+    except Exception as error:  # the author's own code: any failure is reported, with its cause
+        for name in [name for name in sys.modules if name.partition(".")[0] == EXAMPLE_PACKAGE]:
+            del sys.modules[name]
+        raise HubguardError(
+            f"importing the example from {example_dir} failed: {type(error).__name__}: {error}",
+            hint="fix the example's code; run with -vv to see the traceback",
+        ) from error
+    for name in ("tiny_config", "resnet50d_config"):
+        if not callable(getattr(module, name, None)):
+            raise HubguardError(
+                f"the example's {example_dir / '__init__.py'} does not define {name}()",
+                hint="define tiny_config() and resnet50d_config() returning the example's config",
+            )
     return module
 
 
@@ -119,20 +188,26 @@ def _step(title: str, out: TextIO, action: Callable[[], tuple[bool, str]]) -> St
 
 def run_demo(work_dir: Path | None = None, *, small: bool = False, out: TextIO = sys.stdout,
              example_dir: Path = EXAMPLE_DIR) -> list[StepResult]:
-    """Run every demo step and return their results; nothing leaves ``work_dir``."""
+    """Run every demo step and return their results; nothing leaves ``work_dir``.
+
+    ``work_dir`` must not exist yet or be empty; ``None`` uses a temporary folder, removed
+    at the end. The example's code is imported directly, as the author's trusted code.
+
+    Raises:
+        HubguardError: the example folder or the work folder cannot be used.
+    """
+    check_example_dir(example_dir)
+    owned = work_dir is None
+    if work_dir is None:
+        work_dir = Path(tempfile.mkdtemp(prefix="hubguard-demo-"))
+    else:
+        prepare_work_dir(work_dir)
+
     import torch
 
     import hubguard
     from hubguard.audit import render
 
-    if not (example_dir / "modeling_resnet.py").is_file():
-        raise HubguardError(
-            f"the bundled example is missing at {example_dir}",
-            hint="run the demo from a checkout of the hubguard repository, or pass --example DIR",
-        )
-    owned = work_dir is None
-    work_dir = Path(tempfile.mkdtemp(prefix="hubguard-demo-")) if work_dir is None else work_dir
-    work_dir.mkdir(parents=True, exist_ok=True)
     results: list[StepResult] = []
     try:
         repo, commit, reference_model, sample = build_example_repo(work_dir, small=small, example_dir=example_dir)

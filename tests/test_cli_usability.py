@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,3 +120,67 @@ def test_lock_file_write_raises_output_file_error(clean_repo: Path, tmp_path: Pa
     blocker.write_text("")
     with pytest.raises(hubguard.OutputFileError, match=r"^cannot write the lock file to .*a-file/x\.lock: "):
         hubguard.lock(str(clean_repo)).write(blocker / "x.lock")
+
+
+# --- demo: work folder and example folder checked before anything runs ---------------------
+
+
+def test_demo_work_dir_that_is_a_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "work"
+    work.write_text("")
+    assert main(["demo", "--small", "--work-dir", str(work)]) == 2
+    err = _no_traceback(capsys.readouterr().err)
+    assert f"hubguard: error: demo work folder {work} is a file, not a folder\n" in err
+    assert "fix: pass a folder that does not exist yet or is empty" in err
+
+
+def test_demo_refuses_a_used_work_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "work"
+    (work / "custom-resnet").mkdir(parents=True)
+    assert main(["demo", "--small", "--work-dir", str(work)]) == 2
+    err = _no_traceback(capsys.readouterr().err)
+    assert f"hubguard: error: demo work folder {work} is not empty\n" in err
+    assert sorted(path.name for path in work.iterdir()) == ["custom-resnet"]
+
+
+def test_demo_example_without_init_names_the_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    example = tmp_path / "my-example"
+    example.mkdir()
+    (example / "modeling_resnet.py").write_text("")
+    (example / "configuration_resnet.py").write_text("")
+    work = tmp_path / "work"
+    assert main(["demo", "--small", "--example", str(example), "--work-dir", str(work)]) == 2
+    err = _no_traceback(capsys.readouterr().err)
+    assert f"hubguard: error: example folder {example} lacks __init__.py\n" in err
+    assert "fix: pass a folder like examples/custom_resnet that holds __init__.py, configuration_resnet.py" in err
+    assert not work.exists()
+
+
+def test_demo_missing_example_is_not_called_bundled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    example = tmp_path / "nope"
+    assert main(["demo", "--small", "--example", str(example)]) == 2
+    err = _no_traceback(capsys.readouterr().err)
+    assert f"hubguard: error: example folder {example} does not exist\n" in err
+    assert "bundled" not in err
+
+
+def test_demo_example_whose_code_fails_to_import(tmp_path: Path) -> None:
+    from hubguard.demo import EXAMPLE_FILES, _import_example
+    from hubguard.errors import HubguardError
+
+    example = tmp_path / "broken"
+    example.mkdir()
+    for name in EXAMPLE_FILES:
+        (example / name).write_text("")
+    (example / "modeling_resnet.py").write_text("raise RuntimeError('author bug')\n")
+    with pytest.raises(HubguardError, match=r"importing the example from .*broken failed: RuntimeError: author bug"):
+        _import_example(example)
+    assert not any(name.startswith("hubguard_demo_example") for name in sys.modules)
+
+
+def test_demo_help_says_the_example_is_trusted(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--help"])
+    assert exit_info.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "Its code is imported directly as trusted author code, not sandboxed" in help_text
