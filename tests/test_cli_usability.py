@@ -184,3 +184,42 @@ def test_demo_help_says_the_example_is_trusted(capsys: pytest.CaptureFixture[str
     assert exit_info.value.code == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert "Its code is imported directly as trusted author code, not sandboxed" in help_text
+
+
+# --- load --image: checked before loading, model failures reported -------------------------
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_load_image_must_be_a_file_before_anything_loads(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = tmp_path / "img.png"
+    if kind == "folder":
+        image.mkdir()
+    # The source does not exist either: the image check comes first, so exit 2 and not 3.
+    assert main(["load", str(tmp_path / "no-such-model"), "--trust-remote-code", "--image", str(image)]) == 2
+    err = _no_traceback(capsys.readouterr().err)
+    problem = "does not exist" if kind == "missing" else "is not a file"
+    assert err == f"hubguard: error: --image {image} {problem}\n  fix: pass a PNG or JPEG file\n"
+
+
+def test_running_a_model_that_takes_no_image_is_a_hubguard_error(tmp_path: Path) -> None:
+    import torch
+    from PIL import Image
+
+    from hubguard.cli._load import classify_image
+    from hubguard.errors import HubguardError
+
+    class TextOnly(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Embedding(10, 4)
+
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+            return self.embed(input_ids)
+
+    image = tmp_path / "img.png"
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(image)
+    with pytest.raises(HubguardError, match=rf"^running .*TextOnly on {image} failed: RuntimeError: ") as error_info:
+        classify_image(TextOnly(), image)
+    assert "leave out --image to only load the model" in error_info.value.diagnostics()

@@ -12,6 +12,7 @@ from typing import Any
 
 from hubguard.cli._errors import EXIT_OK, EXIT_USAGE
 from hubguard.cli._progress import stage
+from hubguard.errors import HubguardError
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +25,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="fetch, audit, sandbox and instantiate a model; optionally classify an image",
         description=(
             "Run the whole loading path on SOURCE and print the verdict, the model class, the "
-            "parameter count and the time of each stage. Exit codes: 0 loaded, 1 denied, "
-            "2 usage or policy-file error, 3 fetch or integrity failure."
+            "parameter count and the time of each stage. Exit codes: 0 loaded, 1 denied or the model "
+            "failed on --image, 2 usage or policy-file error, 3 fetch or integrity failure."
         ),
     )
     parser.add_argument("source", help="Hub repo id (org/name), local folder, or git+https:// / git+file:// URL")
@@ -44,7 +45,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default="AutoModelForImageClassification",
         help="which Auto class loads the model (default: AutoModelForImageClassification)",
     )
-    parser.add_argument("--image", type=Path, help="classify this image and print the top-5 classes")
+    parser.add_argument(
+        "--image",
+        type=Path,
+        help="classify this image file and print the top-5 classes (checked before anything loads; exit code 2 "
+        "when it is not a file)",
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     return parser
 
@@ -75,17 +81,24 @@ def classify_image(model: Any, image_path: Path, *, top_k: int = 5) -> list[dict
     try:
         image = Image.open(image_path).convert("RGB")
     except (OSError, UnidentifiedImageError) as error:
-        from hubguard.errors import HubguardError
-
         raise HubguardError(f"cannot read image {image_path}: {error}", hint="pass a PNG or JPEG file") from error
-    data_config = timm.data.resolve_data_config({}, model=_inner_timm_model(model))
-    transform = timm.data.create_transform(**data_config)
-    batch = transform(image).unsqueeze(0)
-    with torch.no_grad():
-        output = model(batch)
-    logits = output["logits"] if isinstance(output, dict) else output
-    probabilities = torch.softmax(logits[0], dim=-1)
-    values, indices = probabilities.topk(min(top_k, probabilities.numel()))
+    try:
+        data_config = timm.data.resolve_data_config({}, model=_inner_timm_model(model))
+        transform = timm.data.create_transform(**data_config)
+        batch = transform(image).unsqueeze(0)
+        with torch.no_grad():
+            output = model(batch)
+        logits = output["logits"] if isinstance(output, dict) else output
+        probabilities = torch.softmax(logits[0], dim=-1)
+        values, indices = probabilities.topk(min(top_k, probabilities.numel()))
+    except HubguardError:
+        raise
+    except Exception as error:  # the model's own code runs here; any failure is the model's
+        raise HubguardError(
+            f"running {type(model).__qualname__} on {image_path} failed: {type(error).__name__}: {error}",
+            hint="--image needs an image-classification model that takes a [1, 3, H, W] batch and returns "
+            "logits; leave out --image to only load the model",
+        ) from error
     id2label = getattr(model.config, "id2label", None) or {}
     return [
         {
@@ -100,6 +113,10 @@ def classify_image(model: Any, image_path: Path, *, top_k: int = 5) -> list[dict
 def run(args: argparse.Namespace) -> int:
     if args.image is not None and args.auto_class == "AutoConfig":
         print("hubguard: error: --image needs a model class, not AutoConfig", file=sys.stderr)
+        return EXIT_USAGE
+    if args.image is not None and not args.image.is_file():
+        problem = "is not a file" if args.image.exists() else "does not exist"
+        print(f"hubguard: error: --image {args.image} {problem}\n  fix: pass a PNG or JPEG file", file=sys.stderr)
         return EXIT_USAGE
     trust: bool | None = True if args.trust_remote_code else None
     auto_class = _auto_class(args.auto_class)
