@@ -223,3 +223,30 @@ def test_running_a_model_that_takes_no_image_is_a_hubguard_error(tmp_path: Path)
     with pytest.raises(HubguardError, match=rf"^running .*TextOnly on {image} failed: RuntimeError: ") as error_info:
         classify_image(TextOnly(), image)
     assert "leave out --image to only load the model" in error_info.value.diagnostics()
+
+
+# --- policy check: several files, as the pre-commit hook passes them -----------------------
+
+
+def test_policy_check_several_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('extends = "strict"\nname = "ci"\n')
+    bad = tmp_path / "bad.toml"
+    bad.write_text("extends = \n")
+    also_good = tmp_path / "also.toml"
+    also_good.write_text('extends = "default"\nname = "also"\n')
+    assert main(["policy", "check", str(good), str(bad), str(also_good)]) == 2
+    lines = _no_traceback(capsys.readouterr().err).splitlines()
+    assert lines[0].startswith(f"OK: {good}: policy 'ci', sha256 ")
+    assert lines[1].startswith(f"FAIL: {bad}: ")
+    assert "policy file is not valid TOML" in lines[1]
+    assert [line for line in lines if line.startswith(("OK: ", "FAIL: "))][2].startswith(f"OK: {also_good}: policy 'also'")
+
+
+def test_policy_check_all_valid_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = tmp_path / "one.toml", tmp_path / "two.toml"
+    first.write_text('extends = "default"\nname = "one"\n')
+    second.write_text('extends = "strict"\nname = "two"\n')
+    assert main(["policy", "check", str(first), str(second)]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(", sha256 ")[0] for line in lines] == [f"OK: {first}: policy 'one'", f"OK: {second}: policy 'two'"]

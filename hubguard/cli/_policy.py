@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any
 
-from hubguard.cli._errors import EXIT_OK
+from hubguard.cli._errors import EXIT_OK, EXIT_USAGE
+from hubguard.errors import PolicyFileError
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -17,8 +18,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Work with policy files. Exit codes: 0 valid, 2 invalid policy file or usage error.",
     )
     actions = parser.add_subparsers(dest="policy_action", metavar="ACTION", required=True)
-    check = actions.add_parser("check", help="validate a policy file and print its name and sha256")
-    check.add_argument("file", help="policy TOML file (or default, strict)")
+    check = actions.add_parser(
+        "check",
+        help="validate policy files and print one OK or FAIL line per file",
+        description="Validate each FILE and print one OK line (name, sha256) or FAIL line (the error) "
+        "per file on standard error. Exit codes: 0 every file is valid, 2 any file is invalid.",
+    )
+    check.add_argument("files", nargs="+", metavar="FILE", help="policy TOML file (or default, strict)")
     show = actions.add_parser("show", help="print a shipped policy's TOML text")
     show.add_argument("name", choices=("default", "strict"))
     actions.add_parser("schema", help="print the JSON Schema of policy files")
@@ -29,11 +35,25 @@ def run(args: argparse.Namespace) -> int:
     from hubguard.audit.policy import builtin_policy_text, load_policy, policy_json_schema
 
     if args.policy_action == "check":
-        policy = load_policy(args.file)
-        print(f"OK: {args.file}: policy {policy.name!r}, sha256 {policy.sha256}", file=sys.stderr)
-        return EXIT_OK
+        return _check(args.files)
     if args.policy_action == "show":
         sys.stdout.write(builtin_policy_text(args.name))
         return EXIT_OK
     sys.stdout.write(json.dumps(policy_json_schema(), indent=2, sort_keys=True) + "\n")
     return EXIT_OK
+
+
+def _check(files: list[str]) -> int:
+    """Validate every file, even after a failure, so one run lists every invalid file."""
+    from hubguard.audit.policy import load_policy
+
+    failed = 0
+    for file in files:
+        try:
+            policy = load_policy(file)
+        except PolicyFileError as error:
+            failed += 1
+            print(f"FAIL: {file}: {error.diagnostics()}", file=sys.stderr)
+            continue
+        print(f"OK: {file}: policy {policy.name!r}, sha256 {policy.sha256}", file=sys.stderr)
+    return EXIT_USAGE if failed else EXIT_OK
