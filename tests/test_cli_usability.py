@@ -250,3 +250,20 @@ def test_policy_check_all_valid_exits_0(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["policy", "check", str(first), str(second)]) == 0
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(", sha256 ")[0] for line in lines] == [f"OK: {first}: policy 'one'", f"OK: {second}: policy 'two'"]
+
+
+# --- scan: only .py files and folders ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "modeling_x.pyc", "README"])
+def test_scan_refuses_a_file_that_is_not_python(
+    name: str, clean_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / name
+    other.write_text("hello\n")
+    assert main(["scan", str(clean_repo), str(other)]) == 2
+    captured = capsys.readouterr()
+    assert _no_traceback(captured.err) == (
+        f"hubguard: error: {other} is neither a .py file nor a folder\n  fix: pass a model folder or a .py file\n"
+    )
+    assert captured.out == ""
