@@ -267,3 +267,58 @@ def test_scan_refuses_a_file_that_is_not_python(
         f"hubguard: error: {other} is neither a .py file nor a folder\n  fix: pass a model folder or a .py file\n"
     )
     assert captured.out == ""
+
+
+# --- scan of several folders names every source -------------------------------------------
+
+
+@pytest.fixture
+def two_folders(tmp_path: Path) -> tuple[Path, Path]:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "modeling_x.py").write_text(CLEAN)
+    return first, second
+
+
+def test_scan_summary_names_every_source(two_folders: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = two_folders
+    assert main(["scan", str(first), str(second)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == f"OK: 2 sources: {first}, {second}: allow (0 blocking of 0 findings)\n"
+    assert f"source:   2 sources: {first}, {second}\n" in captured.out
+
+
+def test_scan_json_names_every_source_and_keeps_source(
+    two_folders: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = two_folders
+    assert main(["scan", str(first), str(second), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["source"] == str(first)
+    assert data["source_summary"] == f"2 sources: {first}, {second}"
+    assert [entry["source"] for entry in data["sources"]] == [str(first), str(second)]
+
+
+@pytest.mark.parametrize("report_format", ["markdown", "sarif"])
+def test_scan_markdown_and_sarif_name_every_source(
+    report_format: str, two_folders: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = two_folders
+    assert main(["scan", str(first), str(second), "--format", report_format]) == 0
+    out = capsys.readouterr().out
+    if report_format == "markdown":
+        assert f"- source: 2 sources: `{first}`, `{second}`\n" in out
+    else:
+        assert json.loads(out)["runs"][0]["properties"]["source_summary"] == f"2 sources: {first}, {second}"
+
+
+def test_report_schema_accepts_source_summary(two_folders: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from importlib import resources
+
+    schema = json.loads(resources.files("hubguard").joinpath("schemas/report-1.json").read_text())
+    assert main(["scan", *map(str, two_folders), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    jsonschema.validate(data, schema)
+    assert "source_summary" not in schema["required"]

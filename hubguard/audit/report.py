@@ -115,6 +115,13 @@ class AuditReport:
         return self.sources[0].source if self.sources else ""
 
     @property
+    def source_summary(self) -> str:
+        """Every audited source, for headers: the source itself, or ``"2 sources: A, B"`` in audit order."""
+        if len(self.sources) <= 1:
+            return self.source
+        return f"{len(self.sources)} sources: {', '.join(entry.source for entry in self.sources)}"
+
+    @property
     def requested_revision(self) -> str | None:
         """The revision requested for the first source."""
         return self.sources[0].requested_revision if self.sources else None
@@ -193,6 +200,7 @@ class AuditReport:
             "created_at": self.created_at,
             "tool": {"hubguard": self.hubguard_version, "bandit": self.bandit_version},
             "source": self.source,
+            "source_summary": self.source_summary,
             "requested_revision": self.requested_revision,
             "resolved_revision": self.resolved_revision,
             "sources": [entry.to_dict() for entry in self.sources],

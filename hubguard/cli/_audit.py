@@ -87,7 +87,7 @@ def emit_report(report: Any, args: argparse.Namespace) -> int:
     status = "FAIL" if report.verdict == "deny" else "OK"
     trial = f"; trial {report.trial['verdict']}" if report.trial else ""
     print(
-        f"{status}: {report.source}: {report.verdict} ({len(blocking)} blocking of {len(report.findings)} findings{trial})",
+        f"{status}: {report.source_summary}: {report.verdict} ({len(blocking)} blocking of {len(report.findings)} findings{trial})",
         file=sys.stderr,
     )
     return EXIT_DENIED if report.verdict == "deny" else EXIT_OK

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hubguard.audit.formats import TRIAL_EVENT_COLUMNS, trial_event_rows, trial_summary
 
@@ -20,6 +20,11 @@ def _table(headers: list[str], rows: list[list[object]]) -> list[str]:
     return lines
 
 
+def _sources(data: dict[str, Any]) -> str:
+    names = [f"`{entry['source']}`" for entry in data["sources"]]
+    return ", ".join(names) if len(names) <= 1 else f"{len(names)} sources: {', '.join(names)}"
+
+
 def render(report: AuditReport) -> str:
     """Return the report as GitHub-flavoured Markdown."""
     data = report.to_dict()
@@ -27,7 +32,7 @@ def render(report: AuditReport) -> str:
     lines = [
         f"# hubguard audit: {verdict}",
         "",
-        f"- source: `{data['source']}`",
+        f"- source: {_sources(data)}",
         f"- revision: requested `{data['requested_revision']}`, resolved `{data['resolved_revision']}`",
         f"- policy: `{data['policy']['name']}` (sha256 `{data['policy']['sha256']}`, fail on {data['policy']['fail_on']})",
         f"- tools: hubguard {data['tool']['hubguard']}, bandit {data['tool']['bandit']}",

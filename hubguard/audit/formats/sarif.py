@@ -117,6 +117,7 @@ def render(report: AuditReport) -> str:
                 "properties": {
                     "schema_version": data["schema_version"],
                     "source": data["source"],
+                    "source_summary": data["source_summary"],
                     "requested_revision": data["requested_revision"],
                     "resolved_revision": data["resolved_revision"],
                     "policy": data["policy"],

@@ -23,7 +23,7 @@ def render(report: AuditReport) -> str:
     console = Console(file=buffer, width=_WIDTH, color_system=None, force_terminal=False, highlight=False, soft_wrap=False)
     verdict = data["verdict"].upper()
     console.print(f"hubguard audit: {verdict}")
-    console.print(f"source:   {data['source']}")
+    console.print(f"source:   {data['source_summary']}", soft_wrap=True)
     console.print(f"revision: requested {data['requested_revision']}, resolved {data['resolved_revision']}")
     console.print(f"policy:   {data['policy']['name']} (sha256 {data['policy']['sha256'][:16]}…, fail on {data['policy']['fail_on']})")
     console.print(f"tools:    hubguard {data['tool']['hubguard']}, bandit {data['tool']['bandit']}; created {data['created_at']}")
