@@ -29,7 +29,7 @@ def test_skipped_id_absent() -> None:
 def test_findings_carry_bandit_source() -> None:
     (finding,) = run_bandit(EXEC_SILENCED, "m.py", load_policy("default"))
     assert finding.source == "bandit"
-    assert finding.policy_key == "bandit.unknown"
+    assert finding.policy_key == 'bandit.warn["B102"]'
     assert finding.cwe == 78
     assert finding.snippet == "exec(code)  # nosec"
     assert finding.severity.label == "high"
@@ -45,6 +45,15 @@ def test_skip_list(tmp_path: Path) -> None:
     policy = tmp_path / "p.toml"
     policy.write_text('extends = "default"\n[bandit]\nskips = ["B602", "B404", "B607"]\n')
     assert bandit_ids(SHELL_CALL, policy) == []
+
+
+def test_policy_key_of_an_id_decided_by_unknown_names_the_id(tmp_path: Path) -> None:
+    policy = tmp_path / "p.toml"
+    policy.write_text('extends = "default"\n[bandit]\nunknown = "warn"\n')
+    keys = {f.rule_id: (f.verdict, f.policy_key) for f in run_bandit(SHELL_CALL, "m.py", load_policy(policy))}
+    assert keys["B602"] == ("warn", 'bandit.skips["B602"]')
+    denied = {f.rule_id: (f.verdict, f.policy_key) for f in run_bandit(SHELL_CALL, "m.py", load_policy("default"))}
+    assert denied["B602"] == ("deny", 'bandit.warn["B602"]')
 
 
 def test_thresholds(tmp_path: Path) -> None:

@@ -322,3 +322,48 @@ def test_report_schema_accepts_source_summary(two_folders: tuple[Path, Path], ca
     data = json.loads(capsys.readouterr().out)
     jsonschema.validate(data, schema)
     assert "source_summary" not in schema["required"]
+
+
+# --- report wording: requested revision of local sources, bandit policy keys ---------------
+
+SHELL_CALL = "import subprocess\n\n\ndef f(command):\n    subprocess.call(command, shell=True)\n"
+
+
+def test_text_and_markdown_say_a_folder_has_no_requested_revision(
+    clean_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["scan", str(clean_repo)]) == 0
+    assert "\nrevision: requested none (local folder), resolved sha256:" in capsys.readouterr().out
+    assert main(["scan", str(clean_repo / "modeling_x.py"), "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "\n- revision: requested none (local file), resolved `sha256:" in out
+    assert "None" not in out
+
+
+def test_git_source_prints_the_requested_commit() -> None:
+    from hubguard.audit.formats import requested_text
+
+    entry = {"source": "git+file:///r", "kind": "git", "requested_revision": "a" * 40}
+    assert requested_text(entry, quote="`") == f"`{'a' * 40}`"
+    assert requested_text(entry | {"requested_revision": None}) == "none (default branch)"
+
+
+@pytest.mark.parametrize("report_format", ["text", "json", "sarif", "markdown"])
+def test_bandit_findings_show_the_key_that_would_allow_them(
+    report_format: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "shell"
+    folder.mkdir()
+    (folder / "modeling_x.py").write_text(SHELL_CALL)
+    assert main(["scan", str(folder), "--format", report_format]) == 1
+    out = capsys.readouterr().out
+    if report_format == "json":
+        keys = {item["rule_id"]: item["policy_key"] for item in json.loads(out)["findings"]}
+    elif report_format == "sarif":
+        results = json.loads(out)["runs"][0]["results"]
+        keys = {item["ruleId"]: item["properties"]["policy_key"] for item in results}
+    else:
+        keys = {rule: key for rule, key in (("B602", 'bandit.warn["B602"]'), ("B404", 'bandit.warn["B404"]')) if key in out}
+    assert keys["B602"] == 'bandit.warn["B602"]'
+    assert keys["B404"] == 'bandit.warn["B404"]'
+    assert "bandit.unknown" not in out

@@ -24,7 +24,7 @@ from hubguard.audit.findings import Confidence, Finding, Severity
 logger = logging.getLogger(__name__)
 
 _MEMORY_LIMIT = 4096
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: bandit findings name the id in policy_key
 _memory: OrderedDict[str, FileScan] = OrderedDict()
 
 

@@ -197,12 +197,19 @@ class BanditSettings:
     unknown: Verdict
 
     def decide(self, test_id: str) -> Rule | None:
-        """Return the verdict for one bandit id, or ``None`` when the id is skipped."""
+        """Return the verdict for one bandit id, or ``None`` when the id is skipped.
+
+        An id decided by ``unknown`` gets the key that would let it through instead of
+        ``bandit.unknown``, which names no id: ``bandit.warn["B602"]`` when it is denied
+        (listing it there makes it a warning), ``bandit.skips["B602"]`` when it warns.
+        """
         if test_id in self.skips:
             return None
         if test_id in self.warn:
             return Rule("warn", f'bandit.warn["{test_id}"]')
-        return Rule(self.unknown, "bandit.unknown")
+        if self.unknown == "deny":
+            return Rule("deny", f'bandit.warn["{test_id}"]')
+        return Rule(self.unknown, f'bandit.skips["{test_id}"]')
 
 
 @dataclass(frozen=True)

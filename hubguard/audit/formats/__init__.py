@@ -29,6 +29,28 @@ def renderer(name: str) -> Callable[["AuditReport"], str]:
     return importlib.import_module(module_name).render  # type: ignore[no-any-return]  # every format module defines render
 
 
+def requested_text(entry: dict[str, Any], *, quote: str = "") -> str:
+    """Return how a source's requested revision reads in a header: the revision, or why there is none."""
+    requested = entry["requested_revision"]
+    if requested is not None:
+        return f"{quote}{requested}{quote}"
+    if entry["kind"] == "local":
+        return "none (local file)" if str(entry["source"]).endswith(".py") else "none (local folder)"
+    return "none (default branch)"
+
+
+def revision_lines(data: dict[str, Any], *, quote: str = "") -> list[str]:
+    """Return the header's revision text: one line, or one line per source naming it when there are several."""
+    sources = data["sources"]
+    lines = [
+        f"requested {requested_text(entry, quote=quote)}, resolved {quote}{entry['resolved_revision']}{quote}"
+        for entry in sources
+    ]
+    if len(sources) <= 1:
+        return lines
+    return [f"{quote}{entry['source']}{quote}: {line}" for entry, line in zip(sources, lines)]
+
+
 TRIAL_EVENT_COLUMNS = ("location", "event", "refused by", "denies", "detail")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hubguard.audit.formats import TRIAL_EVENT_COLUMNS, trial_event_rows, trial_summary
+from hubguard.audit.formats import TRIAL_EVENT_COLUMNS, revision_lines, trial_event_rows, trial_summary
 
 if TYPE_CHECKING:
     from hubguard.audit.report import AuditReport
@@ -33,7 +33,7 @@ def render(report: AuditReport) -> str:
         f"# hubguard audit: {verdict}",
         "",
         f"- source: {_sources(data)}",
-        f"- revision: requested `{data['requested_revision']}`, resolved `{data['resolved_revision']}`",
+        *(f"- revision: {line}" for line in revision_lines(data, quote="`")),
         f"- policy: `{data['policy']['name']}` (sha256 `{data['policy']['sha256']}`, fail on {data['policy']['fail_on']})",
         f"- tools: hubguard {data['tool']['hubguard']}, bandit {data['tool']['bandit']}",
         f"- created: {data['created_at']}",

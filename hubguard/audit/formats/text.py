@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from hubguard.audit.formats import TRIAL_EVENT_COLUMNS, trial_event_rows, trial_summary
+from hubguard.audit.formats import TRIAL_EVENT_COLUMNS, revision_lines, trial_event_rows, trial_summary
 
 if TYPE_CHECKING:
     from hubguard.audit.report import AuditReport
@@ -24,7 +24,8 @@ def render(report: AuditReport) -> str:
     verdict = data["verdict"].upper()
     console.print(f"hubguard audit: {verdict}")
     console.print(f"source:   {data['source_summary']}", soft_wrap=True)
-    console.print(f"revision: requested {data['requested_revision']}, resolved {data['resolved_revision']}")
+    for line in revision_lines(data):
+        console.print(f"revision: {line}", soft_wrap=True)
     console.print(f"policy:   {data['policy']['name']} (sha256 {data['policy']['sha256'][:16]}…, fail on {data['policy']['fail_on']})")
     console.print(f"tools:    hubguard {data['tool']['hubguard']}, bandit {data['tool']['bandit']}; created {data['created_at']}")
     summary = data["summary"]
