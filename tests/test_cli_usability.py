@@ -367,3 +367,56 @@ def test_bandit_findings_show_the_key_that_would_allow_them(
     assert keys["B602"] == 'bandit.warn["B602"]'
     assert keys["B404"] == 'bandit.warn["B404"]'
     assert "bandit.unknown" not in out
+
+
+# --- policy files: where a bad extends is, directories, names of custom policies ------------
+
+
+def test_missing_extends_target_names_the_referring_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "mine.toml"
+    policy.write_text('# team policy\nname = "mine"\nextends = "nonexistent"\n')
+    assert main(["policy", "check", str(policy)]) == 2
+    err = _no_traceback(capsys.readouterr().err)
+    assert f"FAIL: {policy}: [HG403] {policy}:3: extends names {tmp_path / 'nonexistent'}, but policy file " in err
+    assert "was not found\n  fix: set extends to \"default\", \"strict\" or the path of a policy TOML file" in err
+
+
+def test_extends_pointing_at_a_folder(tmp_path: Path) -> None:
+    from hubguard.audit.policy import load_policy
+    from hubguard.errors import PolicyFileError
+
+    (tmp_path / "shared").mkdir()
+    policy = tmp_path / "mine.toml"
+    policy.write_text('extends = "shared"\n')
+    with pytest.raises(PolicyFileError, match=r"extends names .*shared, but .*shared is a directory, not a policy file") as error:
+        load_policy(policy)
+    assert (error.value.path, error.value.line) == (str(policy), 1)
+
+
+def test_policy_check_on_a_directory_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "check", str(tmp_path)]) == 2
+    err = _no_traceback(capsys.readouterr().err)
+    assert f"FAIL: {tmp_path}: {tmp_path}: {tmp_path} is a directory, not a policy file\n" in err
+    assert "UTF-8" not in err
+
+
+def test_policy_file_without_name_is_named_after_the_file(tmp_path: Path) -> None:
+    from hubguard.audit.policy import load_policy
+
+    policy = tmp_path / "mypolicy.toml"
+    policy.write_text('extends = "default"\n[bandit]\nwarn = ["B602"]\n')
+    loaded = load_policy(policy)
+    assert loaded.name == "mypolicy"
+    assert loaded.sha256 != load_policy("default").sha256
+
+
+@pytest.mark.parametrize("content", ['extends = "strict"\n', 'extends = "strict"\nname = "strict"\n'])
+def test_policy_file_is_never_labelled_as_a_shipped_policy(content: str, tmp_path: Path) -> None:
+    from hubguard.audit.policy import load_policy
+
+    policy = tmp_path / "strict.toml"
+    policy.write_text(content)
+    assert load_policy(policy).name == "strict (custom file strict.toml)"
+    assert load_policy("strict").name == "strict"

@@ -249,8 +249,9 @@ class TestValidation:
     def test_not_utf8(self, tmp_path: Path) -> None:
         path = tmp_path / "latin1.toml"
         path.write_bytes(b'name = "caf\xe9"\n')
-        with pytest.raises(PolicyFileError, match="cannot be read"):
+        with pytest.raises(PolicyFileError, match="latin1.toml is not UTF-8 text: ") as error:
             load_policy(path)
+        assert error.value.hint == "save it as UTF-8 text"
 
 
 class TestSchema:

@@ -420,43 +420,75 @@ def _resolve_builtin(name: str, *, depth: int) -> dict[str, Any]:
     return _resolve_text(text, f"<builtin {name}.toml>", base=None, depth=depth)
 
 
-def _resolve_file(path: Path, *, depth: int) -> dict[str, Any]:
+def _read_policy_file(path: Path, *, referrer: tuple[str, int | None] | None = None) -> str:
+    """Return a policy file's text; ``referrer`` is the ``(file, line)`` whose ``extends`` names it."""
+    if referrer is None:
+        location: dict[str, Any] = {"path": str(path)}
+        prefix = ""
+        retry = 'pass "default", "strict" or the path of a policy TOML file'
+    else:
+        location = {"path": referrer[0], "line": referrer[1], "rule_id": "HG403"}
+        prefix = f"extends names {path}, but "
+        retry = 'set extends to "default", "strict" or the path of a policy TOML file, relative to this file'
+    if path.is_dir():
+        raise PolicyFileError(f"{prefix}{path} is a directory, not a policy file", hint=retry, **location)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError as error:
+        raise PolicyFileError(f"{prefix}policy file {path} was not found", hint=retry, **location) from error
+    except UnicodeDecodeError as error:
         raise PolicyFileError(
-            f"policy file {path} was not found",
-            path=str(path),
-            hint='pass "default", "strict" or the path of a policy TOML file',
+            f"{prefix}policy file {path} is not UTF-8 text: {error}", hint="save it as UTF-8 text", **location
         ) from error
-    except (OSError, UnicodeDecodeError) as error:
-        raise PolicyFileError(f"policy file {path} cannot be read: {error}", path=str(path), hint="save it as UTF-8 text") from error
+    except OSError as error:
+        raise PolicyFileError(
+            f"{prefix}policy file {path} cannot be read: {error}", hint="check the file's permissions", **location
+        ) from error
+
+
+def _resolve_file(path: Path, *, depth: int, referrer: tuple[str, int | None] | None = None) -> dict[str, Any]:
+    text = _read_policy_file(path, referrer=referrer)
     return _resolve_text(text, str(path), base=path.parent, depth=depth)
+
+
+def _file_policy_name(raw: Mapping[str, Any], path: Path) -> str:
+    """Name a policy file by its own ``name``, else its stem; never by a shipped policy's name alone.
+
+    A file that only ``extends = "default"`` would otherwise inherit the name "default"
+    and be reported as the shipped policy although its rules differ.
+    """
+    name = raw.get("name") or path.stem
+    if name in BUILTIN_POLICIES:
+        return f"{name} (custom file {path.name})"
+    return str(name)
 
 
 def _resolve_text(text: str, origin: str, *, base: Path | None, depth: int) -> dict[str, Any]:
     raw = parse_policy_text(text, origin)
     extends = raw.get("extends")
     if extends is None:
-        return _complete(raw, text, origin) if depth == 0 else raw
-    if depth >= _MAX_EXTENDS_DEPTH:
-        raise PolicyFileError(
-            f"extends chain is deeper than {_MAX_EXTENDS_DEPTH} files",
-            rule_id="HG403",
-            path=origin,
-            line=_locate(text, ("extends",)),
-            hint="check the extends values for a cycle",
-        )
-    if extends in BUILTIN_POLICIES:
-        parent = _resolve_builtin(extends, depth=depth + 1)
+        resolved = raw
     else:
-        parent_path = (base or Path.cwd()) / extends
-        parent = _resolve_file(parent_path, depth=depth + 1)
-    merged = _merge(parent, raw)
-    merged.pop("extends", None)
-    if depth == 0:
-        return _complete(merged, text, origin)
-    return merged
+        if depth >= _MAX_EXTENDS_DEPTH:
+            raise PolicyFileError(
+                f"extends chain is deeper than {_MAX_EXTENDS_DEPTH} files",
+                rule_id="HG403",
+                path=origin,
+                line=_locate(text, ("extends",)),
+                hint="check the extends values for a cycle",
+            )
+        if extends in BUILTIN_POLICIES:
+            parent = _resolve_builtin(extends, depth=depth + 1)
+        else:
+            parent_path = (base or Path.cwd()) / extends
+            parent = _resolve_file(parent_path, depth=depth + 1, referrer=(origin, _locate(text, ("extends",))))
+        resolved = _merge(parent, raw)
+        resolved.pop("extends", None)
+    if depth > 0:
+        return resolved
+    if base is not None:
+        resolved = {**resolved, "name": _file_policy_name(raw, Path(origin))}
+    return _complete(resolved, text, origin)
 
 
 def parse_policy_text(text: str, origin: str) -> dict[str, Any]:
