@@ -66,6 +66,14 @@ def pin_revision(
     return PinnedRevision(requested=requested, commit=resolved, floating=True)
 
 
+# How to follow a branch or tag instead of pinning, for every entry point.
+_FLOATING_HINT = (
+    "to follow the name instead and record the commit it resolves to, allow floating revisions: "
+    "allow_floating=True in Python, --allow-floating for hubguard lock, or a policy file with "
+    "[revisions] allow_floating = true (--policy FILE) for hubguard audit and hubguard load"
+)
+
+
 def unpinned_error(requested: str | None, resolved: str | None, *, source: str) -> UnpinnedRevisionError:
     """Build the error for an unpinned revision, naming the commit to pin when it is known."""
     what = "No revision was given" if requested is None else f"Revision {requested!r} is not pinned"
@@ -75,7 +83,7 @@ def unpinned_error(requested: str | None, resolved: str | None, *, source: str) 
             requested=requested,
             resolved=None,
             rule_id="HG101",
-            hint="pass revision=\"<commit>\" (CLI: --revision <commit>) with a full commit id",
+            hint=f"pass revision=\"<commit>\" (CLI: --revision <commit>) with a full commit id; {_FLOATING_HINT}",
         )
     return UnpinnedRevisionError(
         f"{what} for {source}: it resolves to {resolved} now; "
@@ -83,8 +91,7 @@ def unpinned_error(requested: str | None, resolved: str | None, *, source: str) 
         requested=requested,
         resolved=resolved,
         rule_id="HG101",
-        hint="review that commit before pinning it; to follow the name instead, allow floating revisions "
-        "(allow_floating=True, or a policy that allows them) and the resolved commit is recorded",
+        hint=f"review that commit before pinning it; {_FLOATING_HINT}",
     )
 
 
