@@ -7,6 +7,7 @@ is returned, so the author can publish a pinned reference right away.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import tempfile
@@ -16,6 +17,24 @@ from typing import Any
 from hubguard.errors import PublishError
 
 logger = logging.getLogger(__name__)
+
+
+def _hub_errors() -> tuple[type[BaseException], ...]:
+    """Return the errors an upload can raise: the Hub's HTTP errors and the HTTP client's transport errors.
+
+    huggingface_hub builds on httpx (``httpx2`` in some builds) or requests, depending on
+    its version; the base error class of whichever is installed is included.
+    """
+    from huggingface_hub.errors import HfHubHTTPError
+
+    errors: list[type[BaseException]] = [HfHubHTTPError, OSError, ValueError]
+    for module_name, class_name in (("httpx2", "HTTPError"), ("httpx", "HTTPError"), ("requests", "RequestException")):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        errors.append(getattr(module, class_name))
+    return tuple(errors)
 
 
 def push_folder(
@@ -37,7 +56,6 @@ def push_folder(
         PublishError: the repository, branch or commit could not be created.
     """
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
     api = HfApi(endpoint=endpoint, token=token)
     with tempfile.TemporaryDirectory(prefix="hubguard-push-") as folder:
@@ -61,10 +79,11 @@ def push_folder(
                 revision=branch,
                 commit_message=commit_message,
             )
-        except (HfHubHTTPError, OSError, ValueError) as error:
+        except _hub_errors() as error:
             raise PublishError(
-                f"push_to_hub to {repo_id!r} failed to {step}: {error}",
-                hint="check the repo id, the token's write access and the endpoint",
+                f"push_to_hub to {repo_id!r} failed to {step} at {api.endpoint}: {type(error).__name__}: {error}",
+                hint="check the repo id, the token's write access (token= or HF_TOKEN) and the endpoint "
+                "(endpoint= or HF_ENDPOINT)",
             ) from error
 
     commit_id = getattr(commit, "oid", None)

@@ -169,3 +169,18 @@ def test_push_leaves_no_files_behind(fake_hub, model, tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", None)
     model.push_to_hub("acme/tiny", token="hf_test_token", endpoint=fake_hub.endpoint)
     assert [path for path in Path(tmp_path).iterdir() if path.name.startswith("hubguard-push-")] == []
+
+
+def test_unreachable_hub_is_publish_error(model):
+    import socket
+
+    with socket.socket() as probe:  # a port that was just free and has no listener
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    with pytest.raises(
+        PublishError, match=rf"^push_to_hub to 'acme/tiny' failed to create the repository at {endpoint}: ConnectError: "
+    ) as caught:
+        model.push_to_hub("acme/tiny", token="hf_test_token", endpoint=endpoint)
+    assert "HF_ENDPOINT" in caught.value.hint
+    assert "HF_TOKEN" in caught.value.hint
