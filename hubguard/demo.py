@@ -135,15 +135,25 @@ def _import_example(example_dir: Path) -> Any:
 
 
 def _git(folder: Path, *arguments: str) -> str:
-    completed = subprocess.run(
-        ["git", "-C", str(folder), *arguments],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={"GIT_AUTHOR_NAME": "hubguard demo", "GIT_AUTHOR_EMAIL": "demo@localhost",
-             "GIT_COMMITTER_NAME": "hubguard demo", "GIT_COMMITTER_EMAIL": "demo@localhost",
-             "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(folder)},
-    )
+    """Run git in ``folder`` and return its output; a failure is a HubguardError with git's own message."""
+    try:
+        completed = subprocess.run(
+            ["git", "-C", str(folder), *arguments],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={"GIT_AUTHOR_NAME": "hubguard demo", "GIT_AUTHOR_EMAIL": "demo@localhost",
+                 "GIT_COMMITTER_NAME": "hubguard demo", "GIT_COMMITTER_EMAIL": "demo@localhost",
+                 "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(folder)},
+        )
+    except FileNotFoundError as error:
+        raise HubguardError("the demo needs git, which is not installed", hint="install git and run the demo again") from error
+    except subprocess.CalledProcessError as error:
+        output = (error.stderr or error.stdout or "").strip()
+        raise HubguardError(
+            f"git {' '.join(arguments)} failed in {folder}: {output or f'exit status {error.returncode}'}",
+            hint="run the demo with a fresh --work-dir",
+        ) from error
     return completed.stdout.strip()
 
 

@@ -420,3 +420,11 @@ def test_policy_file_is_never_labelled_as_a_shipped_policy(content: str, tmp_pat
     policy.write_text(content)
     assert load_policy(policy).name == "strict (custom file strict.toml)"
     assert load_policy("strict").name == "strict"
+
+
+def test_demo_git_failure_is_a_hubguard_error(tmp_path: Path) -> None:
+    from hubguard.demo import _git
+    from hubguard.errors import HubguardError
+
+    with pytest.raises(HubguardError, match=r"^git rev-parse HEAD failed in .*: fatal: not a git repository"):
+        _git(tmp_path, "rev-parse", "HEAD")
