@@ -13,13 +13,13 @@ from pathlib import Path
 from hubguard.errors import OutputFileError
 
 
-def write_text_atomic(path: str | Path, text: str, *, what: str) -> Path:
+def write_text_atomic(path: str | Path, text: str, *, description: str) -> Path:
     """Write ``text`` to ``path`` as UTF-8, creating parent folders, and return the path.
 
     Args:
         path: the file to write.
         text: its new content.
-        what: what the file is, for the message ("the lock file", "the json report").
+        description: the file's role in the error message ("the lock file", "the json report").
 
     Raises:
         OutputFileError: the folder cannot be created or the file cannot be written.
@@ -37,7 +37,7 @@ def write_text_atomic(path: str | Path, text: str, *, what: str) -> Path:
         temporary = None
     except OSError as error:
         raise OutputFileError(
-            f"cannot write {what} to {target}: {error}",
+            f"cannot write {description} to {target}: {error}",
             path=str(target),
             hint="pass an output path in a folder you can write to",
         ) from error

@@ -22,7 +22,7 @@ def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
-    """``main`` configures the ``hubguard`` and root loggers; undo it for the next test."""
+    """Restore the ``hubguard`` and root loggers, which ``main`` configures, for the next test."""
     package, root = logging.getLogger("hubguard"), logging.getLogger()
     saved = (package.level, package.handlers[:], package.propagate, root.level)
     yield
@@ -46,7 +46,7 @@ def _no_traceback(err: str) -> str:
 
 
 @pytest.mark.parametrize("position", ["before", "after"])
-def test_verbose_flag_before_or_after_the_subcommand(
+def test_verbose_flag_either_side(
     position: str, clean_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     arguments = ["-vv", "audit", str(clean_repo)] if position == "before" else ["audit", str(clean_repo), "-vv"]
@@ -57,7 +57,7 @@ def test_verbose_flag_before_or_after_the_subcommand(
 
 
 @pytest.mark.parametrize("position", ["before", "after"])
-def test_quiet_flag_before_or_after_the_subcommand(
+def test_quiet_flag_either_side(
     position: str, clean_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     arguments = ["-q", "audit", str(clean_repo)] if position == "before" else ["audit", str(clean_repo), "-q"]
@@ -113,7 +113,7 @@ def test_output_path_that_is_a_folder_exits_2(clean_repo: Path, tmp_path: Path, 
     assert not any(path.name.endswith(".tmp") for path in tmp_path.iterdir())
 
 
-def test_lock_file_write_raises_output_file_error(clean_repo: Path, tmp_path: Path) -> None:
+def test_lock_write_raises_output_error(clean_repo: Path, tmp_path: Path) -> None:
     import hubguard
 
     blocker = tmp_path / "a-file"
@@ -143,7 +143,7 @@ def test_demo_refuses_a_used_work_dir(tmp_path: Path, capsys: pytest.CaptureFixt
     assert sorted(path.name for path in work.iterdir()) == ["custom-resnet"]
 
 
-def test_demo_example_without_init_names_the_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_example_without_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     example = tmp_path / "my-example"
     example.mkdir()
     (example / "modeling_resnet.py").write_text("")
@@ -156,7 +156,7 @@ def test_demo_example_without_init_names_the_folder(tmp_path: Path, capsys: pyte
     assert not work.exists()
 
 
-def test_demo_missing_example_is_not_called_bundled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_missing_example_not_bundled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     example = tmp_path / "nope"
     assert main(["demo", "--small", "--example", str(example)]) == 2
     err = _no_traceback(capsys.readouterr().err)
@@ -164,7 +164,7 @@ def test_demo_missing_example_is_not_called_bundled(tmp_path: Path, capsys: pyte
     assert "bundled" not in err
 
 
-def test_demo_example_whose_code_fails_to_import(tmp_path: Path) -> None:
+def test_demo_example_import_fails(tmp_path: Path) -> None:
     from hubguard.demo import EXAMPLE_FILES, _import_example
     from hubguard.errors import HubguardError
 
@@ -178,7 +178,7 @@ def test_demo_example_whose_code_fails_to_import(tmp_path: Path) -> None:
     assert not any(name.startswith("hubguard_demo_example") for name in sys.modules)
 
 
-def test_demo_help_says_the_example_is_trusted(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_help_says_example_trusted(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--help"])
     assert exit_info.value.code == 0
@@ -190,7 +190,7 @@ def test_demo_help_says_the_example_is_trusted(capsys: pytest.CaptureFixture[str
 
 
 @pytest.mark.parametrize("kind", ["missing", "folder"])
-def test_load_image_must_be_a_file_before_anything_loads(
+def test_load_image_checked_first(
     kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     image = tmp_path / "img.png"
@@ -203,7 +203,7 @@ def test_load_image_must_be_a_file_before_anything_loads(
     assert err == f"hubguard: error: --image {image} {problem}\n  fix: pass a PNG or JPEG file\n"
 
 
-def test_running_a_model_that_takes_no_image_is_a_hubguard_error(tmp_path: Path) -> None:
+def test_classify_image_model_fails(tmp_path: Path) -> None:
     import torch
     from PIL import Image
 
@@ -256,7 +256,7 @@ def test_policy_check_all_valid_exits_0(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 @pytest.mark.parametrize("name", ["notes.txt", "modeling_x.pyc", "README"])
-def test_scan_refuses_a_file_that_is_not_python(
+def test_scan_refuses_non_python_file(
     name: str, clean_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     other = tmp_path / name
@@ -289,7 +289,7 @@ def test_scan_summary_names_every_source(two_folders: tuple[Path, Path], capsys:
     assert f"source:   2 sources: {first}, {second}\n" in captured.out
 
 
-def test_scan_json_names_every_source_and_keeps_source(
+def test_scan_json_source_summary(
     two_folders: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     first, second = two_folders
@@ -301,7 +301,7 @@ def test_scan_json_names_every_source_and_keeps_source(
 
 
 @pytest.mark.parametrize("report_format", ["markdown", "sarif"])
-def test_scan_markdown_and_sarif_name_every_source(
+def test_scan_markdown_sarif_sources(
     report_format: str, two_folders: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     first, second = two_folders
@@ -313,7 +313,7 @@ def test_scan_markdown_and_sarif_name_every_source(
         assert json.loads(out)["runs"][0]["properties"]["source_summary"] == f"2 sources: {first}, {second}"
 
 
-def test_report_schema_accepts_source_summary(two_folders: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_schema_accepts_source_summary(two_folders: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     from importlib import resources
 
@@ -329,7 +329,7 @@ def test_report_schema_accepts_source_summary(two_folders: tuple[Path, Path], ca
 SHELL_CALL = "import subprocess\n\n\ndef f(command):\n    subprocess.call(command, shell=True)\n"
 
 
-def test_text_and_markdown_say_a_folder_has_no_requested_revision(
+def test_local_source_requested_none(
     clean_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["scan", str(clean_repo)]) == 0
@@ -340,7 +340,7 @@ def test_text_and_markdown_say_a_folder_has_no_requested_revision(
     assert "None" not in out
 
 
-def test_git_source_prints_the_requested_commit() -> None:
+def test_requested_text_git_source() -> None:
     from hubguard.audit.formats import requested_text
 
     entry = {"source": "git+file:///r", "kind": "git", "requested_revision": "a" * 40}
@@ -349,7 +349,7 @@ def test_git_source_prints_the_requested_commit() -> None:
 
 
 @pytest.mark.parametrize("report_format", ["text", "json", "sarif", "markdown"])
-def test_bandit_findings_show_the_key_that_would_allow_them(
+def test_bandit_policy_key_names_id(
     report_format: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = tmp_path / "shell"
@@ -372,7 +372,7 @@ def test_bandit_findings_show_the_key_that_would_allow_them(
 # --- policy files: where a bad extends is, directories, names of custom policies ------------
 
 
-def test_missing_extends_target_names_the_referring_file_and_line(
+def test_missing_extends_target_located(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     policy = tmp_path / "mine.toml"
@@ -395,14 +395,14 @@ def test_extends_pointing_at_a_folder(tmp_path: Path) -> None:
     assert (error.value.path, error.value.line) == (str(policy), 1)
 
 
-def test_policy_check_on_a_directory_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_policy_check_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policy", "check", str(tmp_path)]) == 2
     err = _no_traceback(capsys.readouterr().err)
     assert f"FAIL: {tmp_path}: {tmp_path}: {tmp_path} is a directory, not a policy file\n" in err
     assert "UTF-8" not in err
 
 
-def test_policy_file_without_name_is_named_after_the_file(tmp_path: Path) -> None:
+def test_unnamed_policy_uses_file_stem(tmp_path: Path) -> None:
     from hubguard.audit.policy import load_policy
 
     policy = tmp_path / "mypolicy.toml"
@@ -413,7 +413,7 @@ def test_policy_file_without_name_is_named_after_the_file(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("content", ['extends = "strict"\n', 'extends = "strict"\nname = "strict"\n'])
-def test_policy_file_is_never_labelled_as_a_shipped_policy(content: str, tmp_path: Path) -> None:
+def test_policy_file_never_shipped_name(content: str, tmp_path: Path) -> None:
     from hubguard.audit.policy import load_policy
 
     policy = tmp_path / "strict.toml"
@@ -422,7 +422,7 @@ def test_policy_file_is_never_labelled_as_a_shipped_policy(content: str, tmp_pat
     assert load_policy("strict").name == "strict"
 
 
-def test_demo_git_failure_is_a_hubguard_error(tmp_path: Path) -> None:
+def test_demo_git_failure_is_hubguard_error(tmp_path: Path) -> None:
     from hubguard.demo import _git
     from hubguard.errors import HubguardError
 

@@ -79,7 +79,7 @@ def emit_report(report: Any, args: argparse.Namespace) -> int:
         report = report.with_fail_on(Severity.parse(args.fail_on))
     text = render(report, args.format)
     if args.output is not None:
-        write_text_atomic(args.output, text, what=f"the {args.format} report")
+        write_text_atomic(args.output, text, description=f"the {args.format} report")
         logger.info("wrote the %s report to %s", args.format, args.output)
     else:
         sys.stdout.write(text)

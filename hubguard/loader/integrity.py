@@ -142,7 +142,7 @@ class LockFile:
         Raises:
             OutputFileError: the folder cannot be created or the file cannot be written.
         """
-        return write_text_atomic(path, self.to_json(), what="the lock file")
+        return write_text_atomic(path, self.to_json(), description="the lock file")
 
     @classmethod
     def read(cls, path: str | Path) -> LockFile:

@@ -100,4 +100,12 @@ def trial_event_rows(trial: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-__all__ = ["FORMAT_MODULES", "TRIAL_EVENT_COLUMNS", "renderer", "trial_event_rows", "trial_summary"]
+__all__ = [
+    "FORMAT_MODULES",
+    "TRIAL_EVENT_COLUMNS",
+    "renderer",
+    "requested_text",
+    "revision_lines",
+    "trial_event_rows",
+    "trial_summary",
+]
