@@ -25,6 +25,14 @@ REPORT_SCHEMA_VERSION = 1
 _PROVIDED_MODULES = frozenset({"transformers", "hubguard", "__future__"})
 
 
+MAX_RUNTIME_EVENTS = 500
+
+
+def _json_ready(event: dict[str, Any]) -> dict[str, Any]:
+    """Return a runtime event with every value JSON-serialisable (others as their ``str``)."""
+    return {key: value if isinstance(value, (str, int, float, bool, type(None))) else str(value) for key, value in sorted(event.items())}
+
+
 @dataclass(frozen=True)
 class AuditedSource:
     """One audited snapshot: where it came from and the revision requested and resolved."""
@@ -108,6 +116,22 @@ class AuditReport:
     unsafe: bool = False
     trial: dict[str, Any] | None = None
     dependencies: Dependencies = field(default_factory=lambda: Dependencies((), ()))
+    runtime_events: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_runtime_event(self, event: dict[str, Any]) -> None:
+        """Record what the sandbox refused or warned about while the audited code ran.
+
+        The sandbox calls this for every runtime decision of a load that was given this
+        report, including refused imports that the code caught as ``ImportError``. At most
+        ``MAX_RUNTIME_EVENTS`` are kept; the rest are counted in the last entry.
+        """
+        if len(self.runtime_events) < MAX_RUNTIME_EVENTS:
+            self.runtime_events.append(dict(event))
+        elif len(self.runtime_events) == MAX_RUNTIME_EVENTS:
+            self.runtime_events.append({"operation": "events not recorded", "detail": "1", "verdict": "-"})
+        else:
+            last = self.runtime_events[-1]
+            last["detail"] = str(int(last["detail"]) + 1)
 
     @property
     def source(self) -> str:
@@ -225,6 +249,8 @@ class AuditReport:
         }
         if self.trial is not None:
             data["trial"] = self.trial
+        if self.runtime_events:
+            data["runtime_events"] = [_json_ready(event) for event in self.runtime_events]
         return data
 
     def _blocking_set(self) -> set[Finding]:

@@ -52,6 +52,24 @@ def revision_lines(data: dict[str, Any], *, quote: str = "") -> list[str]:
 
 
 TRIAL_EVENT_COLUMNS = ("location", "event", "refused by", "denies", "detail")
+RUNTIME_EVENT_COLUMNS = ("location", "rule", "operation", "verdict", "detail")
+
+
+def runtime_event_rows(events: list[dict[str, Any]]) -> list[list[str]]:
+    """Return one row per sandbox runtime event: location, rule id, operation, verdict, detail."""
+    rows = []
+    for event in events:
+        location = str(event.get("path") or "-")
+        if event.get("path") and event.get("line"):
+            location = f"{event['path']}:{event['line']}"
+        rows.append([
+            location,
+            str(event.get("rule_id") or "-"),
+            str(event.get("operation") or "-"),
+            str(event.get("verdict") or "-"),
+            str(event.get("detail") or ""),
+        ])
+    return rows
 
 
 def trial_summary(trial: dict[str, Any]) -> list[tuple[str, str]]:

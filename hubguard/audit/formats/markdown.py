@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hubguard.audit.formats import TRIAL_EVENT_COLUMNS, revision_lines, trial_event_rows, trial_summary
+from hubguard.audit.formats import (
+    RUNTIME_EVENT_COLUMNS,
+    TRIAL_EVENT_COLUMNS,
+    revision_lines,
+    runtime_event_rows,
+    trial_event_rows,
+    trial_summary,
+)
 
 if TYPE_CHECKING:
     from hubguard.audit.report import AuditReport
@@ -93,6 +100,9 @@ def render(report: AuditReport) -> str:
         if events:
             lines += ["", "### Trial trace", ""]
             lines += _table(list(TRIAL_EVENT_COLUMNS), events)
+    if "runtime_events" in data:
+        lines += ["", "## Sandbox events", ""]
+        lines += _table(list(RUNTIME_EVENT_COLUMNS), runtime_event_rows(data["runtime_events"]))
     lines += ["", "## Time per stage", ""]
     lines += _table(["stage", "seconds"], [[stage, f"{seconds:.3f}"] for stage, seconds in data["stage_seconds"].items()])
     return "\n".join(lines) + "\n"

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from hubguard.audit.formats import TRIAL_EVENT_COLUMNS, revision_lines, trial_event_rows, trial_summary
+from hubguard.audit.formats import (
+    RUNTIME_EVENT_COLUMNS,
+    TRIAL_EVENT_COLUMNS,
+    revision_lines,
+    runtime_event_rows,
+    trial_event_rows,
+    trial_summary,
+)
 
 if TYPE_CHECKING:
     from hubguard.audit.report import AuditReport
@@ -79,6 +86,14 @@ def render(report: AuditReport) -> str:
             for row in events:
                 table.add_row(*row)
             console.print(table)
+
+    if "runtime_events" in data:
+        table = Table(title="Sandbox events", title_justify="left")
+        for column in RUNTIME_EVENT_COLUMNS:
+            table.add_column(column, overflow="fold")
+        for row in runtime_event_rows(data["runtime_events"]):
+            table.add_row(*row)
+        console.print(table)
 
     stages = ", ".join(f"{stage} {seconds:.3f}s" for stage, seconds in data["stage_seconds"].items())
     console.print(f"time per stage: {stages}")
