@@ -30,6 +30,10 @@ pytestmark = pytest.mark.skipif(
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "custom_resnet"
 COMMIT = "sha256:" + "ab" * 32
+# The stages of a trial that completes: a plain class gets deepcopy and repr; a torch model
+# with an input shape also gets a backward pass, a train step and state_dict.
+PLAIN_STAGES = ("import", "instantiate", "deepcopy", "repr", "threads", "atexit")
+MODEL_STAGES = ("import", "instantiate", "forward", "backward", "train", "deepcopy", "state_dict", "repr", "threads", "atexit")
 
 WRITES_MARKER = """\
 class Net:
@@ -242,7 +246,7 @@ def test_finalizer_payload_traced(tmp_path):
     marker = tmp_path / "marker"
     result = trial(WRITES_MARKER_IN_DEL.format(marker=str(marker)))
     assert not marker.exists()
-    assert result.stages == ("import", "instantiate")
+    assert result.stages == PLAIN_STAGES
     assert kinds(result) == [("open:write", "landlock", "modeling_x.py", 3)]
 
 
@@ -256,7 +260,7 @@ def test_host_file_read_refused_by_landlock():
 def test_temp_folder_write_allowed_and_recorded():
     result = trial(BENIGN_MODULE, settings=TrialSettings(deny_events=("socket.*",)))
     assert result.verdict == "pass"
-    assert result.stages == ("import", "instantiate")
+    assert result.stages == PLAIN_STAGES
     assert [event.kind for event in result.events] == ["open:write"]
     assert result.events[0].refused_by is None
     assert result.events[0].detail.endswith("/work/scratch.txt (mode w)")
@@ -507,7 +511,8 @@ def test_forward_pass_payload_stopped(tmp_path):
     result = trial(FORWARD_WRITES_MARKER.format(marker=str(marker)), config={"width": 4}, input_shape=(1, 4))
     assert not marker.exists()
     assert result.verdict == "deny"
-    assert result.stages == ("import", "instantiate")
+    # The refused write ended the forward pass; the later uses are skipped, the exit handlers still run.
+    assert result.stages == ("import", "instantiate", "threads", "atexit")
     assert kinds(result) == [("open:write", "landlock", "modeling_x.py", 17)]
 
 
@@ -526,7 +531,7 @@ def test_example_resnet_passes_trial():
         sandbox_guards=False,
     )
     assert result.verdict == "pass"
-    assert result.stages == ("import", "instantiate", "forward")
+    assert result.stages == MODEL_STAGES
     assert result.reason == "import, instantiation and forward pass ran in the jail (dict {logits: Tensor of shape (1, 10)})"
     assert [event.kind for event in result.events] == ["import"]
     assert result.events[0].detail == "hubguard_trial_repository.configuration_resnet"
@@ -562,7 +567,7 @@ def test_example_resnet_passes_sandboxed_trial():
     )
     assert result.verdict == "pass"
     assert result.policy == "default"
-    assert result.stages == ("import", "instantiate", "forward")
+    assert result.stages == MODEL_STAGES
     assert result.events == ()
 
 
@@ -574,7 +579,7 @@ def test_import_refusal_caught_by_code_still_denies():
         make_snapshot(CATCHES_REFUSED_IMPORT), load_policy("default"), reference="modeling_x.Net", input_shape=None
     )
     assert result.verdict == "deny"
-    assert result.stages == ("import", "instantiate")
+    assert result.stages == PLAIN_STAGES
     assert kinds(result) == [("import:denied", "sandbox", "modeling_x.py", 2)]
     assert result.events[0].detail.startswith("import: import of 'socket' refused")
 
@@ -598,7 +603,7 @@ def test_sandbox_refusal_ending_job_denies(tmp_path):
     result = run_trial(snapshot, load_policy("default"), reference="modeling_x.Net", input_shape=None)
     assert not marker.exists()
     assert result.verdict == "deny"
-    assert result.stages == ()
+    assert result.stages == ("threads", "atexit")
     assert result.reason.startswith("the import stage was stopped by the sandbox guards: ")
     assert kinds(result) == [("sandbox", "sandbox", "modeling_x.py", 2)]
     assert "torch.save is refused" in result.events[0].detail

@@ -21,6 +21,8 @@ Nothing from the repository runs before step 6. Messages are single JSON lines o
 
 from __future__ import annotations
 
+import atexit
+import copy
 import ctypes
 import errno
 import gc
@@ -30,8 +32,11 @@ import json
 import os
 import resource
 import sys
+import threading
+import time
 import traceback
 import types
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -309,11 +314,43 @@ def _load_class(job: dict[str, Any], snapshot: Any, policy: Any, sandbox_events:
     return getattr(module, class_name)
 
 
-def _instantiate(model_class: type, config: dict[str, Any]) -> Any:
+def _build_config(model_class: type, config: dict[str, Any]) -> Any:
+    """Build the config as the real load does: ``config_class.from_dict`` for hubguard's configs."""
     config_class = getattr(model_class, "config_class", None)
-    if config_class is not None:
-        return model_class(config_class(**config))
-    return model_class(**config)
+    if config_class is None:
+        return None
+    from_dict = getattr(config_class, "from_dict", None)
+    if callable(from_dict):
+        return from_dict(config)
+    return config_class(**config)
+
+
+def _instantiate(model_class: type, config: dict[str, Any], snapshot: Any, policy: Any) -> Any:
+    """Build the model with the real load's code, including its ``eval()`` call.
+
+    A hubguard model with weights in the snapshot goes through ``_from_snapshot``, the
+    method the Auto classes call. Without weights the trial repeats its steps: a
+    construction with ``torch.nn.init`` switched off, a normal construction (the real
+    load does one when buffers are not saved or keys are missing), then ``eval()``.
+    """
+    built_config = _build_config(model_class, config)
+    if built_config is None:
+        return model_class(**config)
+    if "hubguard.modeling" in sys.modules:
+        from hubguard import modeling
+
+        if isinstance(model_class, type) and issubclass(model_class, modeling.PreTrainedModel):
+            if snapshot.blob_paths:
+                return model_class._from_snapshot(snapshot, config=built_config, policy=policy)
+            with modeling._skip_init():
+                model_class(built_config)
+            model = model_class(built_config)
+            model.eval()
+            return model
+    model = model_class(built_config)
+    if callable(getattr(model, "eval", None)):
+        model.eval()
+    return model
 
 
 def _describe_output(output: Any) -> str:
@@ -352,21 +389,114 @@ def _failure(stage: str, error: BaseException, recorder: Recorder) -> dict[str, 
     return failure
 
 
-def _run_job(job: dict[str, Any], snapshot: Any, policy: Any, recorder: Recorder) -> dict[str, Any]:
-    """Run import, instantiation and forward; return the stages reached and the first failure."""
+def _loss_of(output: Any) -> Any:
+    """Return the tensor to call ``backward()`` on: the output itself, its ``loss`` or its ``logits``."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output
+    for name in ("loss", "logits"):
+        value = output.get(name) if isinstance(output, dict) else getattr(output, name, None)
+        if isinstance(value, torch.Tensor):
+            return value
+    return None
+
+
+def _forward_and_backward(model: Any, shape: list[int]) -> None:
+    """Run a forward pass with gradients and, when the output has a tensor to reduce, a backward pass."""
+    import torch
+
+    torch.manual_seed(1)
+    loss = _loss_of(model(torch.randn(*shape)))
+    if loss is not None and loss.requires_grad:
+        loss.float().sum().backward()
+
+
+def _train_step(model: Any, shape: list[int]) -> None:
+    """Switch to train mode, run forward and backward on a batch of two, and switch back to eval."""
+    model.train()
+    # Batch norm refuses a batch of one in train mode when a layer's output is 1x1.
+    _forward_and_backward(model, [max(2, shape[0]), *shape[1:]])
+    model.eval()
+
+
+def _rehearsals(model: Any, input_shape: list[int] | None) -> list[tuple[str, Callable[[], Any]]]:
+    """Return the first uses of a loaded model that the trial rehearses, as (stage, call) pairs."""
+    steps: list[tuple[str, Callable[[], Any]]] = []
+    is_module = "torch" in sys.modules and isinstance(model, sys.modules["torch"].nn.Module)
+    if is_module and input_shape is not None:
+        steps.append(("backward", lambda: _forward_and_backward(model, input_shape)))
+        steps.append(("train", lambda: _train_step(model, input_shape)))
+    elif is_module:
+        steps.append(("train", lambda: (model.train(), model.eval())))
+    steps.append(("deepcopy", lambda: copy.deepcopy(model)))
+    if is_module:
+        steps.append(("state_dict", model.state_dict))
+    steps.append(("repr", lambda: repr(model)))
+    return steps
+
+
+def _settle_threads(deadline: float) -> list[str]:
+    """Join the threads the code started until ``deadline``; return the non-daemon ones still running."""
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    return [thread.name for thread in threading.enumerate() if thread is not current and thread.is_alive() and not thread.daemon]
+
+
+def _clear_exit_handlers() -> None:
+    """Drop the exit handlers of the preloaded libraries, so only the repository's run at the end.
+
+    The child used to leave without running any, so dropping the trusted ones changes
+    nothing for them; ``weakref.finalize`` registers its handler again on next use.
+    """
+    atexit._clear()
+    threading._threading_atexits.clear()  # type: ignore[attr-defined]  # threading._register_atexit's list
+    weakref.finalize._registered_with_atexit = False  # type: ignore[attr-defined]  # see weakref.finalize.__init__
+
+
+def _run_step(
+    stage: str, call: Callable[[], Any], outcome: dict[str, Any], recorder: Recorder
+) -> BaseException | None:
+    """Run one rehearsal step; return a sandbox refusal, record other failures without ending the trial."""
     from hubguard.errors import SandboxViolation
 
-    outcome: dict[str, Any] = {"stages": [], "failure": None, "output": None}
+    try:
+        call()
+    except SandboxViolation as error:
+        outcome["rehearsal_failures"].append({**_failure(stage, error, recorder), "sandbox_refusal": True})
+        return error
+    except BaseException as error:  # noqa: BLE001  # rehearsals of later uses do not decide the verdict
+        outcome["rehearsal_failures"].append(_failure(stage, error, recorder))
+        return None
+    outcome["stages"].append(stage)
+    return None
+
+
+def _run_job(job: dict[str, Any], snapshot: Any, policy: Any, recorder: Recorder) -> dict[str, Any]:
+    """Rehearse the load and its first uses; return the stages reached and the first failure.
+
+    Import, instantiation (as the real load builds the model) and the forward pass in
+    eval mode decide the verdict when they fail. The later uses (forward and backward
+    with gradients, train mode, deepcopy, state_dict, repr) and the process's shutdown
+    (garbage collection, threads, ``threading`` and ``atexit`` handlers) run so their
+    events reach the trace; their ordinary failures are only listed.
+    """
+    from hubguard.errors import SandboxViolation
+
+    outcome: dict[str, Any] = {"stages": [], "failure": None, "output": None, "rehearsal_failures": []}
     sandbox_events: list[dict[str, Any]] = []
-    refusal: SandboxViolation | None = None
+    refusals: list[BaseException] = []
     stage = "import"
     model = None
+    _clear_exit_handlers()
     try:
         model_class = _load_class(job, snapshot, policy, sandbox_events)
         outcome["stages"].append("import")
         if job["instantiate"]:
             stage = "instantiate"
-            model = _instantiate(model_class, job["config"])
+            model = _instantiate(model_class, job["config"], snapshot, policy)
             outcome["stages"].append("instantiate")
         if job["input_shape"] is not None and model is not None:
             stage = "forward"
@@ -381,19 +511,41 @@ def _run_job(job: dict[str, Any], snapshot: Any, policy: Any, recorder: Recorder
     except SandboxViolation as error:
         outcome["failure"] = _failure(stage, error, recorder)
         outcome["failure"]["sandbox_refusal"] = True
-        refusal = error
+        refusals.append(error)
     except BaseException as error:  # noqa: BLE001  # the trial reports every failure of repository code
         outcome["failure"] = _failure(stage, error, recorder)
+    if outcome["failure"] is None and model is not None:
+        for name, call in _rehearsals(model, job["input_shape"]):
+            refusal = _run_step(name, call, outcome, recorder)
+            if refusal is not None:
+                refusals.append(refusal)
     # Finalizers of repository objects run here, while the trace is still recorded.
     model = None
     model_class = None
+    output = None
     gc.collect()
+    # The interpreter's own shutdown order: wait for threads, threading's handlers, atexit's.
+    deadline = time.monotonic() + float(job["settle_seconds"])
+    running = _settle_threads(deadline)
+    if running:
+        error = TimeoutError(f"threads {', '.join(running)} still ran {job['settle_seconds']} s after the load")
+        outcome["failure"] = outcome["failure"] or _failure("shutdown", error, recorder)
+    else:
+        refusal = _run_step("threads", threading._shutdown, outcome, recorder)  # type: ignore[attr-defined]  # as at interpreter exit
+        if refusal is not None:
+            refusals.append(refusal)
+        refusal = _run_step("atexit", atexit._run_exitfuncs, outcome, recorder)
+        if refusal is not None:
+            refusals.append(refusal)
+        gc.collect()
+        _settle_threads(deadline)
     # Refusals the code caught (an ImportError fallback, for example) are only in the guards' report.
     reported = [event for event in list(sandbox_events) if isinstance(event, dict)]
     for event in reported:
         recorder.record_sandbox_event(event)
-    if refusal is not None and not any(event.get("verdict") == "deny" for event in reported):
-        recorder.record_refusal(refusal)
+    if not any(event.get("verdict") == "deny" for event in reported):
+        for refusal in refusals:
+            recorder.record_refusal(refusal)
     return outcome
 
 

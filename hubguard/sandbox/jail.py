@@ -68,6 +68,9 @@ DEFAULT_DENY_EVENTS = (
 # Trusted libraries the child may import before the jail closes, when the repository imports them.
 PRELOADABLE = ("torch", "torchvision", "timm", "numpy", "safetensors", "einops")
 
+# How long the child waits, after the rehearsed uses, for threads the code started (at most a quarter of the timeout).
+SETTLE_SECONDS = 3.0
+
 RULE_REFUSED = "HG401"
 RULE_UNAVAILABLE = "HG402"
 
@@ -433,6 +436,7 @@ def run_trial(
         "max_events": MAX_EVENTS,
     }
     wall_clock = settings.timeout_seconds if timeout is None else timeout
+    job["settle_seconds"] = min(SETTLE_SECONDS, wall_clock / 4)
     logger.info("jailed trial of %s in %s started", reference, snapshot.source.display())
     result = _run_child(snapshot, job, wall_clock=wall_clock, settings=settings, policy_name=policy_name)
     logger.info(

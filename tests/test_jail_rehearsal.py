@@ -1,0 +1,208 @@
+"""Tests that the jailed trial rehearses what the real load and the first uses of a model do.
+
+Each payload fires only in one place the real load or a first use reaches: eval mode, an
+overridden ``train()``, ``copy.deepcopy``, a thread started with a delay, or the
+interpreter's exit handlers. The repository is imported plainly (``sandbox_guards=False``),
+so the jail's layers and its trace must catch each one. If a payload ran, it would only
+create a marker under the test's tmp folder.
+"""
+
+from __future__ import annotations
+
+import platform
+
+import pytest
+
+from hubguard.loader.snapshot import PinnedRevision, SourceRef, build_snapshot
+from hubguard.sandbox import jail
+from hubguard.sandbox.jail import jail_support, run_trial
+
+pytestmark = pytest.mark.skipif(
+    platform.system() != "Linux" or jail_support(disable=()).missing() != [],
+    reason="the jail needs Linux with Landlock and seccomp",
+)
+
+COMMIT = "sha256:" + "cd" * 32
+
+WRITES_AT_ATEXIT = """\
+import atexit
+
+
+def _later():
+    open({marker!r}, "w").write("escaped")
+
+
+class Net:
+    def __init__(self, width=4):
+        atexit.register(_later)
+"""
+
+WRITES_AT_THREADING_EXIT = """\
+import threading
+
+
+def _later():
+    open({marker!r}, "w").write("escaped")
+
+
+class Net:
+    def __init__(self, width=4):
+        threading._register_atexit(_later)
+"""
+
+WRITES_IN_EXIT_FINALIZER = """\
+import weakref
+
+
+def _later():
+    open({marker!r}, "w").write("escaped")
+
+
+class Net:
+    def __init__(self, width=4):
+        self.finalizer = weakref.finalize(Net, _later)
+"""
+
+WRITES_IN_DELAYED_THREAD = """\
+import threading
+import time
+
+
+def _later():
+    time.sleep(0.5)
+    open({marker!r}, "w").write("escaped")
+
+
+class Net:
+    def __init__(self, width=4):
+        threading.Thread(target=_later, daemon={daemon}).start()
+"""
+
+WRITES_AT_DEEPCOPY = """\
+class Net:
+    def __init__(self, width=4):
+        self.width = width
+
+    def __deepcopy__(self, memo):
+        open({marker!r}, "w").write("escaped")
+        return Net(self.width)
+"""
+
+OUTLIVES_THE_TRIAL = """\
+import threading
+import time
+
+
+class Net:
+    def __init__(self, width=4):
+        threading.Thread(target=time.sleep, args=(60,), name="sleeper").start()
+"""
+
+TORCH_MODEL = """\
+import torch
+
+
+class TinyConfig:
+    def __init__(self, width=4):
+        self.width = width
+
+
+class Net(torch.nn.Module):
+    config_class = TinyConfig
+
+    def __init__(self, config):
+        super().__init__()
+        self.linear = torch.nn.Linear(config.width, 2)
+{methods}"""
+
+WRITES_IN_EVAL_FORWARD = """
+    def forward(self, x):
+        if not self.training:
+            open({marker!r}, "w").write("escaped")
+        return self.linear(x)
+"""
+
+WRITES_IN_EVAL = """
+    def eval(self):
+        open({marker!r}, "w").write("escaped")
+        return super().eval()
+"""
+
+WRITES_IN_TRAIN = """
+    def train(self, mode=True):
+        if mode:
+            open({marker!r}, "w").write("escaped")
+        return super().train(mode)
+"""
+
+
+def trial(source: str, **kwargs: object) -> jail.TrialResult:
+    snapshot = build_snapshot(
+        SourceRef("local", "/repos/acme-deferred"),
+        PinnedRevision(requested=None, commit=COMMIT),
+        {"modeling_x.py": source.encode()},
+        code_entries=["modeling_x.py"],
+    )
+    options: dict[str, object] = {"reference": "modeling_x.Net", "input_shape": None, "sandbox_guards": False, "timeout": 30}
+    options.update(kwargs)
+    return run_trial(snapshot, None, **options)  # type: ignore[arg-type]  # options hold run_trial's keywords
+
+
+def assert_denied_write(result: jail.TrialResult, marker, line: int) -> None:
+    assert not marker.exists()
+    assert result.verdict == "deny"
+    assert [(event.kind, event.refused_by, event.path, event.line) for event in result.events] == [
+        ("open:write", "landlock", "modeling_x.py", line)
+    ]
+    assert result.reason == f"modeling_x.py:{line}: the code attempted open:write {marker} (mode w), refused by landlock"
+
+
+@pytest.mark.parametrize(
+    ("source", "last_stages"),
+    [
+        (WRITES_AT_ATEXIT, ("threads", "atexit")),
+        # As at interpreter exit, an exception from a threading handler ends threading's shutdown.
+        (WRITES_AT_THREADING_EXIT, ("atexit",)),
+        (WRITES_IN_EXIT_FINALIZER, ("threads", "atexit")),
+    ],
+    ids=["atexit", "threading", "finalize"],
+)
+def test_exit_handler_payload_runs_in_jail(tmp_path, source, last_stages):
+    marker = tmp_path / "marker"
+    result = trial(source.format(marker=str(marker)))
+    assert_denied_write(result, marker, 5)
+    assert result.stages == ("import", "instantiate", "deepcopy", "repr", *last_stages)
+
+
+@pytest.mark.parametrize("daemon", [False, True])
+def test_delayed_thread_payload_runs_in_jail(tmp_path, daemon):
+    marker = tmp_path / "marker"
+    result = trial(WRITES_IN_DELAYED_THREAD.format(marker=str(marker), daemon=daemon))
+    assert_denied_write(result, marker, 7)
+
+
+def test_deepcopy_payload_runs_in_jail(tmp_path):
+    marker = tmp_path / "marker"
+    result = trial(WRITES_AT_DEEPCOPY.format(marker=str(marker)))
+    assert_denied_write(result, marker, 6)
+    # The refused write ended the copy; the trial goes on and lists it.
+    assert result.stages == ("import", "instantiate", "repr", "threads", "atexit")
+
+
+def test_thread_outliving_the_trial_is_an_error():
+    result = trial(OUTLIVES_THE_TRIAL, timeout=8)
+    assert result.verdict == "error"
+    assert result.reason == "the shutdown stage raised TimeoutError: threads sleeper still ran 2.0 s after the load"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("methods", "input_shape", "line"),
+    [(WRITES_IN_EVAL_FORWARD, (1, 4), 18), (WRITES_IN_EVAL, None, 17), (WRITES_IN_TRAIN, None, 18)],
+    ids=["eval-forward", "eval-override", "train-override"],
+)
+def test_mode_payload_runs_in_jail(tmp_path, methods, input_shape, line):
+    marker = tmp_path / "marker"
+    source = TORCH_MODEL.format(methods=methods.format(marker=str(marker)))
+    result = trial(source, config={"width": 4}, input_shape=input_shape)
+    assert_denied_write(result, marker, line)
