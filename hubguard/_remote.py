@@ -7,7 +7,7 @@ The Auto classes call :func:`load_class` when ``config.json`` names a class in
 2. fetch the code snapshot (a second repository for ``org/repo--module.Class``);
 3. audit every snapshot involved and ask for consent when ``trust_remote_code=None``;
 4. check unconditional dependencies before any of the repository's code runs;
-5. rehearse the load in the jail when the policy asks for it;
+5. rehearse the load in the jail when the policy's trial mode requires or allows it;
 6. import the closure in the sandbox and return the class.
 
 The audited bytes and the imported bytes come from the same ``Snapshot`` objects.
@@ -42,7 +42,7 @@ _POLICIES: dict[str, Any] = {}
 
 @dataclass
 class RemoteLoad:
-    """What one remote-code load produced: the class, its report and the code pins it used."""
+    """The result of one remote-code load: the class, its audit report, the code pins and the stage timings."""
 
     cls: type
     report: Any
@@ -77,8 +77,8 @@ def _audit_command(snapshot: Snapshot) -> str:
     return f"hubguard audit {snapshot.source.display()} --revision {snapshot.revision.commit}"
 
 
-# Code closures (source, code id) the user confirmed on a terminal in this process, so one
-# load of a config and its model asks once.
+# Code closures (source, code id) the user confirmed on a terminal in this process, so a
+# load of a config and then its model shows one prompt.
 _CONFIRMED: set[tuple[str, str]] = set()
 
 
