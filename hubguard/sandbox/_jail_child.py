@@ -11,9 +11,14 @@ input and passes the write end of a pipe as ``result_fd``. The child then works 
 4. set the resource limits, drop capabilities, apply Landlock and the seccomp filter,
    and send the ``ready`` message that lists the active layers;
 5. install the audit hook that records the behaviour trace;
-6. import the code, instantiate the class and run one forward pass;
-7. send the ``report`` message and leave with ``os._exit`` (no ``atexit`` handlers, so
-   code from the repository gets no extra chance to run after the report).
+6. rehearse the real load and the first uses of the model. The import comes first, then
+   the config and the model built with the real load's code (``_from_snapshot``, which
+   ends in ``eval()``). The uses are a forward pass in eval mode, forward and backward,
+   a train step, ``deepcopy``, ``state_dict`` and ``repr``. The child then shuts down
+   as the interpreter would: garbage collection, a bounded wait for the code's threads,
+   then ``threading``'s and ``atexit``'s handlers;
+7. send the ``report`` message and leave with ``os._exit``, so no handler runs after
+   the report.
 
 Nothing from the repository runs before step 6. Messages are single JSON lines on
 ``result_fd``; both carry the job's nonce.

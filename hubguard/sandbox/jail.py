@@ -1,4 +1,4 @@
-"""The jailed trial load: rehearse import, instantiation and one forward pass in a locked-down child.
+"""The jailed trial load: rehearse the load and the model's first uses in a locked-down child.
 
 CPython's audit hooks and RestrictedPython run inside the process they guard, so native
 code that an allowed library runs, or an escape from the restricted compiler, is beyond
@@ -353,10 +353,14 @@ def run_trial(
     """Rehearse loading ``reference`` from ``snapshot`` in the jail and return what happened.
 
     The child imports the module (through :func:`hubguard.sandbox.import_snapshot` unless
-    ``sandbox_guards`` is false), builds ``config_class(**config)`` and the model, and
-    calls it on ``torch.randn(*input_shape)``. A timeout, crash or memory blow-up gives
-    an ``error`` result; call :meth:`TrialResult.raise_for_verdict` to turn ``deny`` and
-    ``error`` into :class:`TrialError`.
+    ``sandbox_guards`` is false), builds the config and the model as the real load does
+    (``_from_snapshot`` when the snapshot has weights) and calls the model in eval mode
+    on ``torch.randn(*input_shape)``. It then rehearses the first uses (forward and
+    backward, a train step, ``copy.deepcopy``, ``state_dict``, ``repr``) and the
+    interpreter's shutdown (threads the code started, ``threading`` and ``atexit``
+    handlers), so deferred code runs while the trace records. A timeout, crash or memory
+    blow-up gives an ``error`` result; call :meth:`TrialResult.raise_for_verdict` to turn
+    ``deny`` and ``error`` into :class:`TrialError`.
 
     Args:
         snapshot: the verified snapshot holding the code.
@@ -364,8 +368,9 @@ def run_trial(
             with ``sandbox_guards``, the default policy.
         reference: ``"module.Class"`` inside ``snapshot`` (``"sub.module.Class"`` for
             ``sub/module.py``).
-        config: keyword arguments for the class's ``config_class``; ``None`` takes
-            ``config.json`` of the snapshot (or no arguments without one).
+        config: the config's values, passed to ``config_class.from_dict`` (hubguard's
+            configs) or ``config_class(**config)``; ``None`` takes ``config.json`` of the
+            snapshot (or no values without one).
         input_shape: the dummy input's shape; ``None`` skips the forward pass.
         timeout: wall-clock seconds, overriding the policy's ``timeout_seconds``.
         settings: trial settings overriding the policy's ``[trial]`` section.
