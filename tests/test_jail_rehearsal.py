@@ -9,13 +9,14 @@ create a marker under the test's tmp folder.
 
 from __future__ import annotations
 
+import logging
 import platform
 
 import pytest
 
 from hubguard.loader.snapshot import PinnedRevision, SourceRef, build_snapshot
 from hubguard.sandbox import jail
-from hubguard.sandbox.jail import jail_support, run_trial
+from hubguard.sandbox.jail import TrialSettings, jail_support, run_trial
 
 pytestmark = pytest.mark.skipif(
     platform.system() != "Linux" or jail_support(disable=()).missing() != [],
@@ -145,7 +146,8 @@ def trial(source: str, **kwargs: object) -> jail.TrialResult:
     )
     options: dict[str, object] = {"reference": "modeling_x.Net", "input_shape": None, "sandbox_guards": False, "timeout": 30}
     options.update(kwargs)
-    return run_trial(snapshot, None, **options)  # type: ignore[arg-type]  # options hold run_trial's keywords
+    policy = options.pop("policy", None)
+    return run_trial(snapshot, policy, **options)  # type: ignore[arg-type]  # options hold run_trial's keywords
 
 
 def assert_denied_write(result: jail.TrialResult, marker, line: int) -> None:
@@ -206,3 +208,38 @@ def test_mode_payload_runs_in_jail(tmp_path, methods, input_shape, line):
     source = TORCH_MODEL.format(methods=methods.format(marker=str(marker)))
     result = trial(source, config={"width": 4}, input_shape=input_shape)
     assert_denied_write(result, marker, line)
+
+
+FAILS_IN_REPR = """\
+class Net:
+    def __init__(self, width=4):
+        self.width = width
+
+    def __repr__(self):
+        raise ValueError("no repr")
+"""
+
+
+def test_later_use_failure_logged_not_fatal(caplog):
+    with caplog.at_level(logging.INFO, logger="hubguard.sandbox.jail"):
+        result = trial(FAILS_IN_REPR)
+    assert result.verdict == "pass"
+    assert result.stages == ("import", "instantiate", "deepcopy", "threads", "atexit")
+    assert "jailed trial: modeling_x.py:6: the repr stage raised ValueError: no repr" in caplog.messages
+
+
+@pytest.mark.slow
+def test_sandbox_refusal_in_later_use_denies(tmp_path):
+    from hubguard.audit.policy import load_policy
+
+    marker = tmp_path / "marker"
+    result = trial(
+        WRITES_AT_DEEPCOPY.format(marker=str(marker)),
+        policy=load_policy("default"),
+        sandbox_guards=True,
+        settings=TrialSettings(deny_events=("socket.*",)),
+    )
+    assert not marker.exists()
+    assert result.verdict == "deny"
+    assert result.reason.startswith("the deepcopy stage was stopped by the sandbox guards: ")
+    assert "modeling_x.py:6" in result.reason

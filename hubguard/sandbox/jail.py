@@ -814,6 +814,12 @@ def _decide(
         return result("deny", reason, events=events, stages=stages, dropped_events=dropped)
 
     failure = outcome.get("failure")
+    later = [item for item in outcome.get("rehearsal_failures") or [] if isinstance(item, dict)]
+    for item in later:
+        logger.info("jailed trial: %s", _failure_reason(item, settings))
+    if not isinstance(failure, dict):
+        # The sandbox guards refusing a later use (train mode, a copy) stop the load too.
+        failure = next((item for item in later if item.get("sandbox_refusal") is True), None)
     if isinstance(failure, dict):
         # A sandbox refusal is a deny: the load in the caller's process would stop at the same place.
         verdict: Verdict = "deny" if failure.get("sandbox_refusal") is True else "error"
