@@ -200,14 +200,36 @@ def test_thread_outliving_the_trial_is_an_error():
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("methods", "input_shape", "line"),
-    [(WRITES_IN_EVAL_FORWARD, (1, 4), 18), (WRITES_IN_EVAL, None, 17), (WRITES_IN_TRAIN, None, 18)],
-    ids=["eval-forward", "eval-override", "train-override"],
+    [
+        (WRITES_IN_EVAL_FORWARD, (1, 4), 18),
+        # Without an input shape the trial guesses (1, 4) from the first Linear layer.
+        (WRITES_IN_EVAL_FORWARD, None, 18),
+        (WRITES_IN_EVAL, None, 17),
+        (WRITES_IN_TRAIN, None, 18),
+    ],
+    ids=["eval-forward", "eval-forward-guessed", "eval-override", "train-override"],
 )
 def test_mode_payload_runs_in_jail(tmp_path, methods, input_shape, line):
     marker = tmp_path / "marker"
     source = TORCH_MODEL.format(methods=methods.format(marker=str(marker)))
     result = trial(source, config={"width": 4}, input_shape=input_shape)
     assert_denied_write(result, marker, line)
+
+
+BENIGN_TORCH_MODEL = TORCH_MODEL.format(methods="""
+    def forward(self, x):
+        return self.linear(x)
+""")
+
+
+@pytest.mark.slow
+def test_guessed_input_rehearses_every_use():
+    result = trial(BENIGN_TORCH_MODEL, config={"width": 4})
+    assert result.verdict == "pass"
+    assert result.events == ()
+    assert result.stages == (
+        "import", "instantiate", "forward", "backward", "train", "deepcopy", "state_dict", "repr", "threads", "atexit"
+    )
 
 
 FAILS_IN_REPR = """\

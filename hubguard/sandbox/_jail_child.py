@@ -407,21 +407,67 @@ def _loss_of(output: Any) -> Any:
     return None
 
 
-def _forward_and_backward(model: Any, shape: list[int]) -> None:
+# The sequence length of the index input guessed for a model that starts with an embedding.
+_GUESSED_SEQUENCE_LENGTH = 8
+# The side of the spatial dimensions guessed for a model that starts with a convolution.
+_GUESSED_SPATIAL_SIZE = 32
+
+
+def _given_input(shape: list[int]) -> Callable[[int], Any]:
+    """Return a maker of random inputs of ``shape`` with the batch size replaced."""
+    import torch
+
+    return lambda batch: torch.randn(batch, *shape[1:])
+
+
+def _guessed_input(model: Any) -> Callable[[int], Any] | None:
+    """Guess an input from the model's first embedding, linear or convolution layer, or return ``None``.
+
+    The caller gave no input shape, but the real process will call the model, so the
+    trial tries one. A forward pass on a guessed input that fails does not decide the verdict.
+    """
+    import torch
+
+    nn = torch.nn
+    convolutions = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
+    for module in model.modules():
+        if isinstance(module, nn.Embedding):
+            return lambda batch: torch.zeros(batch, _GUESSED_SEQUENCE_LENGTH, dtype=torch.long)
+        if isinstance(module, nn.Linear):
+            features = module.in_features
+            return lambda batch: torch.randn(batch, features)
+        for kind, dimensions in convolutions.items():
+            if type(module) is kind:
+                channels = module.in_channels
+                return lambda batch: torch.randn(batch, channels, *[_GUESSED_SPATIAL_SIZE] * dimensions)
+    return None
+
+
+def _forward(model: Any, make_input: Callable[[int], Any]) -> None:
+    """Run a forward pass in eval mode without gradients, as inference code does."""
+    import torch
+
+    torch.manual_seed(0)
+    model.eval()
+    with torch.no_grad():
+        model(make_input(1))
+
+
+def _forward_and_backward(model: Any, make_input: Callable[[int], Any], batch: int = 1) -> None:
     """Run a forward pass with gradients and, when the output has a tensor to reduce, a backward pass."""
     import torch
 
     torch.manual_seed(1)
-    loss = _loss_of(model(torch.randn(*shape)))
+    loss = _loss_of(model(make_input(batch)))
     if loss is not None and loss.requires_grad:
         loss.float().sum().backward()
 
 
-def _train_step(model: Any, shape: list[int]) -> None:
+def _train_step(model: Any, make_input: Callable[[int], Any]) -> None:
     """Switch to train mode, run forward and backward on a batch of two, and switch back to eval."""
     model.train()
-    # Batch norm refuses a batch of one in train mode when a layer's output is 1x1.
-    _forward_and_backward(model, [max(2, shape[0]), *shape[1:]])
+    # Batch norm rejects a batch of one in train mode when a layer's output is 1x1.
+    _forward_and_backward(model, make_input, batch=2)
     model.eval()
 
 
@@ -429,9 +475,14 @@ def _rehearsals(model: Any, input_shape: list[int] | None) -> list[tuple[str, Ca
     """Return the first uses of a loaded model that the trial rehearses, as (stage, call) pairs."""
     steps: list[tuple[str, Callable[[], Any]]] = []
     is_module = "torch" in sys.modules and isinstance(model, sys.modules["torch"].nn.Module)
-    if is_module and input_shape is not None:
-        steps.append(("backward", lambda: _forward_and_backward(model, input_shape)))
-        steps.append(("train", lambda: _train_step(model, input_shape)))
+    make_input = None
+    if is_module:
+        make_input = _given_input(input_shape) if input_shape is not None else _guessed_input(model)
+        if input_shape is None and make_input is not None:
+            steps.append(("forward", lambda: _forward(model, make_input)))
+    if make_input is not None:
+        steps.append(("backward", lambda: _forward_and_backward(model, make_input)))
+        steps.append(("train", lambda: _train_step(model, make_input)))
     elif is_module:
         steps.append(("train", lambda: (model.train(), model.eval())))
     steps.append(("deepcopy", lambda: copy.deepcopy(model)))

@@ -371,7 +371,9 @@ def run_trial(
         config: the config's values, passed to ``config_class.from_dict`` (hubguard's
             configs) or ``config_class(**config)``; ``None`` takes ``config.json`` of the
             snapshot (or no values without one).
-        input_shape: the dummy input's shape; ``None`` skips the forward pass.
+        input_shape: the dummy input's shape. ``None`` guesses an input from the
+            model's first embedding, linear or convolution layer, and a failure on the
+            guessed input is logged without deciding the verdict.
         timeout: wall-clock seconds, overriding the policy's ``timeout_seconds``.
         settings: trial settings overriding the policy's ``[trial]`` section.
         sandbox_guards: import through hubguard's sandbox inside the jail. ``False``
