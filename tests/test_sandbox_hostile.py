@@ -93,7 +93,7 @@ def test_hostile_case_refused(case: HostileCase, tmp_path: Path, listener: socke
     assert raised.value.rule_id == case.rule_id
     assert raised.value.repo.startswith(f"hostile/{case.name.replace('_', '-')}@bbbbbbbbbbbb")
     assert raised.value.path in ("modeling_x.py", "torch.py")
-    if case.trigger == "model_call":
+    if case.trigger == "model_call" and "in a call of" in case.match:
         assert raised.value.line is None
         assert "in a call of the sandboxed model Model" in str(raised.value)
     else:

@@ -33,7 +33,7 @@ import sys
 import sysconfig
 import threading
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hubguard.errors import SandboxImportViolation, SandboxViolation
@@ -41,7 +41,6 @@ from hubguard.sandbox.guards import _CREATED_CLASSES, CONTEXT_KEY
 
 _state = threading.local()
 _installed = False
-_active = False
 _allowed_files: set[str] = set()
 _read_roots: tuple[str, ...] = ()
 _call_impl_codes: frozenset[types.CodeType] = frozenset()
@@ -107,10 +106,9 @@ def install() -> None:
 
 def track(context: Any) -> None:
     """Start acting for a new load and allow reads of its snapshot's weight files."""
-    global _active
     for path in context.snapshot.blob_paths.values():
         _allowed_files.add(os.path.realpath(path))
-    _active = True
+    _switch_on()
 
 
 def _model_call_codes() -> frozenset[types.CodeType]:
@@ -127,9 +125,28 @@ def _model_call_codes() -> frozenset[types.CodeType]:
     return _call_impl_codes
 
 
-def _hook(event: str, args: tuple[Any, ...]) -> None:
-    if not _active:
-        return
+def _make_hook() -> tuple[Callable[[str, tuple[Any, ...]], None], Callable[[], None]]:
+    """Return the hook and the function that turns it on.
+
+    The on/off state and the decision function live in the closure, not in module globals,
+    so code that reaches this module cannot switch the hook off or replace what it does;
+    once on, it stays on for the process.
+    """
+    active = False
+    watch = _watch
+
+    def switch_on() -> None:
+        nonlocal active
+        active = True
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if active:
+            watch(event, args)
+
+    return hook, switch_on
+
+
+def _watch(event: str, args: tuple[Any, ...]) -> None:
     refused = _REFUSED_EVENTS.get(event)
     if refused is None and event not in _ORIGIN_EVENTS and event not in _PATH_EVENTS:
         for prefix, rule_id, operation in _REFUSED_PREFIXES:
@@ -141,13 +158,16 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
     if getattr(_state, "busy", False):
         return
     roots = getattr(_state, "import_roots", None)
-    if roots and not _sandbox_frame_below(sys._getframe(1), roots[-1]):
+    if roots and not _sandbox_frame_below(sys._getframe(2), roots[-1]):
         return
     _state.busy = True
     try:
         _decide(event, args, refused)
     finally:
         _state.busy = False
+
+
+_hook, _switch_on = _make_hook()
 
 
 @contextlib.contextmanager
@@ -240,7 +260,7 @@ def _first_caller(frame: types.FrameType | None) -> types.FrameType | None:
 
 def _decide(event: str, args: tuple[Any, ...], refused: tuple[str, str] | None) -> None:
     try:
-        caller = sys._getframe(2)
+        caller = sys._getframe(3)  # above _decide, _watch and the hook
     except ValueError:  # the event came from C with no Python frame on the stack
         return
     if event in _CALLER_EVENTS:

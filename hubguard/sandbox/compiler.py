@@ -42,6 +42,8 @@ GUARD_NAMES = frozenset(
         "_iter_unpack_sequence_",
         "_print_",
         "_print",
+        "_match_class_",
+        "_match_values_",
         "__metaclass__",
     }
 )
@@ -396,9 +398,45 @@ class ModelCodeTransformer(RestrictingNodeTransformer):
 
     # --- pattern matching --------------------------------------------------------------
 
-    def visit_Match(self, node: ast.AST) -> ast.AST:
-        """Allow ``match``; class patterns are checked in :meth:`visit_MatchClass`."""
-        return self.node_contents_visit(node)
+    def visit_Match(self, node: ast.Match) -> list[ast.stmt]:
+        """Allow ``match`` with every value a pattern reads passed through the guards.
+
+        Patterns read attributes and items without ``_getattr_``/``_getitem_``, so each
+        class is hoisted into ``_hg_tmpN = _match_class_(cls, (keyword names), positional
+        count)`` before the statement (the guard refuses metaclasses the sandbox made, and
+        attribute names the attribute guard would decide), and every case gets the guard
+        ``_match_values_(captured names)`` ahead of its own, which value-checks what the
+        pattern bound::
+
+            match value:                         _hg_tmp0 = _match_class_(Reader, (), 1)
+                case Reader(found):      ->      match value:
+                    ...                              case _hg_tmp0(found) if _match_values_(found):
+        """
+        hoisted: list[ast.stmt] = []
+        node.subject = self.visit(node.subject)
+        for case in node.cases:
+            case.pattern = self.visit(case.pattern)
+            if case.guard is not None:
+                case.guard = self.visit(case.guard)
+            case.body = _flatten([self.visit(statement) for statement in case.body])
+            for pattern in ast.walk(case.pattern):
+                if isinstance(pattern, ast.MatchClass):
+                    name = self.gen_tmp_name()
+                    check = ast.Call(
+                        ast.Name("_match_class_", ast.Load()),
+                        [pattern.cls, ast.Tuple([ast.Constant(attr) for attr in pattern.kwd_attrs], ast.Load()),
+                         ast.Constant(len(pattern.patterns))],
+                        [],
+                    )
+                    hoisted.append(ast.Assign(targets=[ast.Name(name, ast.Store())], value=check))
+                    pattern.cls = ast.Name(name, ast.Load())
+            captured = _captured_names(case.pattern)
+            if captured:
+                check = ast.Call(ast.Name("_match_values_", ast.Load()), [ast.Name(name, ast.Load()) for name in captured], [])
+                case.guard = check if case.guard is None else ast.BoolOp(ast.And(), [check, case.guard])
+        for statement in hoisted:
+            copy_locations(statement, node)
+        return [*hoisted, node]
 
     def visit_match_case(self, node: ast.AST) -> ast.AST:
         """Allow ``case`` clauses."""
@@ -441,6 +479,17 @@ class ModelCodeTransformer(RestrictingNodeTransformer):
             if attr.startswith("_") or attr in FRAME_ATTRIBUTES:
                 self.error(node, f'the class pattern reads "{attr}", which sandboxed code may not read this way')
         return self.node_contents_visit(node)
+
+
+def _captured_names(pattern: ast.AST) -> list[str]:
+    """Return the names a pattern binds, in order of appearance."""
+    names: list[str] = []
+    for node in ast.walk(pattern):
+        if isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name is not None:
+            names.append(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest is not None:
+            names.append(node.rest)
+    return list(dict.fromkeys(names))
 
 
 def _catches_import_error(handler: ast.ExceptHandler) -> bool:

@@ -150,6 +150,28 @@ SANDBOX_DENIED: dict[str, str] = {
     "torchaudio.save": "writes files", "sentencepiece.SentencePieceTrainer": "writes files from native code",
     "numpy.distutils": "compiles native code", "numpy.testing": "starts processes",
     "hubguard.sandbox": "is the sandbox itself",
+    "torch._C._distributed_": "opens network connections and stores from native code",
+    "torch._C._rpc": "opens network connections", "torch._C._dist": "opens network connections",
+    "torch._C._jit_": "compiles, loads and saves programs from native code",
+    "torch._C._load_for_": "loads unaudited programs", "torch._C._save_": "writes files from native code",
+    "torch._C.import_ir_module": "loads unaudited programs", "torch._C.ScriptModule": "saves programs from native code",
+    "torch._C.CompilationUnit": "compiles programs", "torch._C._share_": "shares memory through files",
+    "torch.jit.trace": "builds programs whose save methods write files from native code",
+    "torch.jit.trace_module": "builds programs whose save methods write files from native code",
+    "torch.jit.script": "compiles programs whose save methods write files from native code",
+    "torch.jit.freeze": "builds programs whose save methods write files from native code",
+    "torch.jit.optimize_for_inference": "builds programs whose save methods write files from native code",
+    "torch.jit.ScriptModule": "saves programs from native code", "torch.jit.RecursiveScriptModule": "saves programs from native code",
+    "torch.jit._script": "compiles programs whose save methods write files from native code",
+    "torch.jit._trace": "builds programs whose save methods write files from native code",
+    "torch.jit._serialization": "reads and writes files from native code",
+    "torch.autograd.graph.saved_tensors_hooks": "installs callbacks that run later, outside the sandbox",
+    "torch.autograd.graph.save_on_cpu": "installs callbacks that run later, outside the sandbox",
+    "torch.autograd.graph.register_multi_grad_hook": "installs callbacks that run later, outside the sandbox",
+    "torch.autograd.graph._": "holds callback machinery that runs outside the sandbox",
+    "types.new_class": "builds classes without the class-body rules",
+    "numpy.lib._datasource": "opens files and URLs", "numpy.DataSource": "opens files and URLs",
+    "numpy.lib.npyio.DataSource": "opens files and URLs",
 }
 
 # Members of ``os`` and ``sys`` sandboxed code may reach; every other member is refused.
@@ -158,7 +180,14 @@ _OS_MEMBERS = frozenset(
      "environ", "getenv", "fspath", "PathLike", "cpu_count", "getpid", "getcwd", "listdir", "scandir", "walk"}
 )
 _SYS_MEMBERS = frozenset({"platform", "version_info", "version", "maxsize", "byteorder", "float_info", "hexversion", "implementation"})
-_MEMBER_ALLOWLISTS = {"os": _OS_MEMBERS, "sys": _SYS_MEMBERS}
+# threading's private members (_register_atexit, _DummyThread, _start_new_thread) start
+# threads or register exit callbacks that run outside the sandbox.
+_THREADING_MEMBERS = frozenset(
+    {"Lock", "RLock", "Event", "Condition", "Semaphore", "BoundedSemaphore", "Barrier", "BrokenBarrierError",
+     "ThreadError", "TIMEOUT_MAX", "local", "get_ident", "get_native_id", "current_thread", "main_thread",
+     "active_count", "enumerate"}
+)
+_MEMBER_ALLOWLISTS = {"os": _OS_MEMBERS, "sys": _SYS_MEMBERS, "threading": _THREADING_MEMBERS}
 
 # Module names that stand for a public name remote code spells differently.
 _MODULE_LABELS = {"posixpath": "os.path", "ntpath": "os.path", "genericpath": "os.path"}
@@ -168,7 +197,12 @@ _MODULE_LABELS = {"posixpath": "os.path", "ntpath": "os.path", "genericpath": "o
 # the stack.
 _FILE_WRITING_METHODS = frozenset(
     {"tofile", "write_text", "write_bytes", "touch", "symlink_to", "hardlink_to", "unlink", "rmdir",
-     "rename", "replace", "chmod", "savez", "save_state", "open", "save", "dump", "mkdir", "makedirs"}
+     "rename", "replace", "chmod", "savez", "save_state", "open", "save", "dump", "mkdir", "makedirs",
+     # torch storages and programs: native code opens, maps or writes the file, unseen by the audit hook
+     "from_file", "_save_for_lite_interpreter", "_save_for_mobile", "save_to_buffer", "_save_to_buffer_for_lite_interpreter",
+     "_share_filename_cpu_", "_share_fd_cpu_", "_new_shared_filename_cpu", "_new_shared_fd_cpu", "_new_using_filename_cpu",
+     "_new_using_fd_cpu", "_new_shared", "_share_filename_", "_share_fd_", "_release_ipc_counter_cuda",
+     "_shared_decref", "_shared_incref", "_new_with_file", "_write_file", "_set_from_file"}
 )
 
 # Attribute names of objects that register callbacks; the callbacks must be sandboxed code.
@@ -177,7 +211,22 @@ _CALLBACK_REGISTRARS = frozenset(
      "register_full_backward_pre_hook", "register_backward_hook", "register_state_dict_pre_hook",
      "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_state_dict_post_hook",
      "_register_state_dict_hook", "_register_load_state_dict_pre_hook", "register_post_accumulate_grad_hook",
-     "register_multi_grad_hook", "add_done_callback", "call_soon", "call_later"}
+     "register_multi_grad_hook", "add_done_callback", "call_soon", "call_later", "register_prehook",
+     "addFilter", "addHandler", "_register_hook", "register_step_pre_hook", "register_step_post_hook",
+     "register_load_state_dict_pre_hook", "register_state_dict_pre_hook", "register_module_forward_hook"}
+)
+
+# Methods that read values out of a container; what they return gets the value check,
+# as ``obj[key]`` does. Class patterns may not read them.
+_CONTAINER_READERS = frozenset({"get", "pop", "setdefault", "popitem", "values", "items", "popleft"})
+
+# Dunder names a class namespace may not hold, whether written in a class body (the
+# compiler refuses them there) or passed to ``type(name, bases, namespace)`` and other
+# metaclass calls: they change how the class identifies itself, how isinstance and pattern
+# matching see it, or hand callables to ``copy`` and ``pickle`` that run outside the sandbox.
+_NAMESPACE_DENIED = frozenset(
+    {"__class__", "__builtins__", "__globals__", "__match_args__", "__instancecheck__", "__subclasscheck__",
+     "__reduce__", "__reduce_ex__", "__getnewargs__", "__getnewargs_ex__", "__module__", "__qualname__"}
 )
 
 _INPLACE_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
@@ -193,9 +242,16 @@ _FRAME_TYPES = (types.FrameType, types.TracebackType, types.CodeType)
 _ROUTINE_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.WrapperDescriptorType, types.MethodDescriptorType, types.ClassMethodDescriptorType)
 
 # Attribute names the attribute guard decides beyond the value check.
-_SPECIAL_ATTRIBUTES = _CALLBACK_REGISTRARS | _FILE_WRITING_METHODS | {
+_SPECIAL_ATTRIBUTES = _CALLBACK_REGISTRARS | _FILE_WRITING_METHODS | _CONTAINER_READERS | {
     "format", "format_map", "register", "__setattr__", "__delattr__", "__getattr__",
 }
+
+# Callables that run code the sandbox did not compile; stored as attributes, they are wrapped
+# so that they run inside the sandbox when host code calls them later.
+_FOREIGN_CALLABLE_KINDS = (
+    types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.MethodWrapperType,
+    types.WrapperDescriptorType, types.MethodDescriptorType, types.ClassMethodDescriptorType, functools.partial,
+)
 
 # Values the value check decides; instances of any other type pass.
 _CHECKED_KINDS = (
@@ -214,6 +270,20 @@ _DENIED_BUILTIN_TYPES: dict[type, str] = {
     types.ModuleType: "modules outside the sandbox namespace",
     types.CellType: "closure cells",
 }
+
+# The code of the wrapper that runs a stored foreign callable inside the sandbox: its module
+# globals hold the load's context, so the audit hook treats its frame as sandboxed.
+# ``stored_at`` is where sandboxed code stored the callable, for refusals.
+RUNNER_FILENAME = "<hubguard sandboxed call>"
+_RUNNER_CODE = compile(
+    "def make(target, stored_at):\n"
+    "    def sandboxed_call(*args, **kwargs):\n"
+    "        stored_at  # a free variable, so the frame holds it\n"
+    "        return target(*args, **kwargs)\n"
+    "    return sandboxed_call\n",
+    RUNNER_FILENAME,
+    "exec",
+)
 
 # Classes each snapshot context created, for the write guard.
 _CREATED_CLASSES: weakref.WeakKeyDictionary[type, Any] = weakref.WeakKeyDictionary()
@@ -250,6 +320,85 @@ class _ImportedNames:
             object.__setattr__(self, name, value)
 
 
+class _CheckedWriter:
+    """What ``_write_(obj)`` returns for objects other than plain containers: stores foreign callables wrapped.
+
+    ``obj.attr = value`` compiles to ``_write_(obj).attr = value``; the writer passes the
+    store on to ``obj`` with the value run through :meth:`Guards._stored`.
+    """
+
+    __slots__ = ("_hg_guards", "_hg_target")
+
+    def __init__(self, guards: Guards, target: Any) -> None:
+        object.__setattr__(self, "_hg_guards", guards)
+        object.__setattr__(self, "_hg_target", target)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        target = self._hg_target
+        setattr(target, name, self._hg_guards._stored(target, value))
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._hg_target, name)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        target = self._hg_target
+        target[key] = self._hg_guards._stored(target, value)
+
+    def __delitem__(self, key: Any) -> None:
+        del self._hg_target[key]
+
+
+def _make_type_stand_in(guards: Guards) -> type:
+    """Return the ``type`` sandboxed code gets: ``type(x)`` as usual, but class creation follows the class-body rules.
+
+    The stand-in is a subclass of ``type`` with its own metaclass, so ``isinstance(x, type)``
+    and ``class Meta(type)`` keep working; calling it, or any metaclass derived from it or
+    from a library metaclass the sandbox reached, with ``(name, bases, namespace)`` checks
+    the namespace as :meth:`Guards.check_namespace` does and records the new class.
+    """
+    originals: dict[type, type] = {}
+
+    class SandboxMetaclass(type):
+        def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+            if cls is stand_in and len(args) == 1 and not kwargs:
+                return type(args[0])
+            if len(args) == 3:
+                guards.check_namespace(args[0], args[2], how=f"{cls.__name__}()")
+            if cls is stand_in:
+                namespace = dict(args[2]) if len(args) == 3 and isinstance(args[2], dict) else None
+                if namespace is not None:
+                    namespace["__module__"] = sys._getframe(1).f_globals.get("__name__", "builtins")
+                    created = type(args[0], args[1], namespace, **kwargs)
+                else:
+                    created = type(*args, **kwargs)
+            else:
+                created = type.__call__(cls, *args, **kwargs)
+            if isinstance(created, type) and len(args) == 3:
+                guards._register_class(created)
+            return created
+
+        def __instancecheck__(cls, value: Any) -> bool:
+            target = originals.get(cls)
+            return isinstance(value, target) if target is not None else type.__instancecheck__(cls, value)
+
+        def __subclasscheck__(cls, subclass: Any) -> bool:
+            target = originals.get(cls)
+            return issubclass(subclass, target) if target is not None else type.__subclasscheck__(cls, subclass)
+
+    def checked_metaclass(metaclass: type) -> type:
+        for checked, original in originals.items():
+            if original is metaclass:
+                return checked
+        checked = SandboxMetaclass(metaclass.__name__, (metaclass,), {"__module__": metaclass.__module__, "__qualname__": metaclass.__qualname__})
+        originals[checked] = metaclass
+        return checked
+
+    stand_in = SandboxMetaclass("type", (type,), {"__module__": "builtins", "__qualname__": "type"})
+    originals[stand_in] = type
+    guards._checked_metaclass = checked_metaclass
+    return stand_in
+
+
 class Guards:
     """The guards of one loaded snapshot; module globals hold its bound methods.
 
@@ -269,6 +418,11 @@ class Guards:
         self._module_attribute_cache: dict[tuple[int, str], tuple[types.ModuleType, Any]] = {}
         # Types whose instances the value check always lets through; grows as values are seen.
         self._inert_types: set[type] = set(_PLAIN_TYPES)
+        self._checked_metaclass: Callable[[type], type] = lambda metaclass: metaclass
+        self._type = _make_type_stand_in(self)
+        runner_namespace: dict[str, Any] = {CONTEXT_KEY: context, "__builtins__": {}, "__name__": "hubguard_sandboxed_call"}
+        exec(_RUNNER_CODE, runner_namespace)  # noqa: S102  # hubguard's own constant code; gives the wrapper sandboxed globals
+        self._make_runner: Callable[[Any, tuple[str, int]], Callable[..., Any]] = runner_namespace["make"]
         self.builtins = self._make_builtins()
         self._install_substitutes()
 
@@ -392,6 +546,25 @@ class Guards:
                 # names as remote code spells them, not every private module behind them.
                 if rule.verdict == "deny" and not rule.key.startswith("modules.unknown"):
                     decision = ("deny", rule.key, f"{dotted} is refused by the policy")
+        if decision is None and isinstance(value, type):
+            # A subclass of a refused class (threading._DummyThread of threading.Thread) is refused too.
+            for base in value.__mro__[1:]:
+                if base.__module__ != "builtins" and base not in _CREATED_CLASSES:
+                    decision = self._canonical_decision(base)
+                    if decision is not None:
+                        break
+        if decision is None and not isinstance(value, type):
+            owner = getattr(value, "__self__", None)
+            name = getattr(value, "__name__", None)
+            if isinstance(owner, type) and isinstance(name, str) and owner not in _CREATED_CLASSES:
+                # A builtin class method has no __module__: decide it as owner.name along the owner's MRO.
+                for base in owner.__mro__:
+                    module_name = getattr(base, "__module__", None)
+                    if isinstance(module_name, str) and module_name != "builtins":
+                        floor = _floor_rule(f"{_MODULE_LABELS.get(module_name, module_name)}.{base.__qualname__}.{name}")
+                        if floor is not None:
+                            decision = ("deny", floor[0], floor[1])
+                            break
         self._value_cache[id(value)] = (value, decision)
         return decision
 
@@ -412,6 +585,10 @@ class Guards:
                 "HG302", "attribute read", f"{how} yields a {kind.__name__} object, which leads out of the sandbox",
                 policy_rule='sandbox.denied["frames"]', hint="model code never needs frames, tracebacks or code objects",
             )
+        if isinstance(value, types.MethodType) and not self._sandboxed_callable(value):
+            # A bound or class method (torch.ByteStorage.from_file) is decided by its function.
+            self.check_value(value.__func__, how)
+            return value
         if isinstance(value, _ROUTINE_TYPES) or isinstance(value, type):
             if self._is_sandbox_routine(value):
                 return value
@@ -426,6 +603,9 @@ class Guards:
                     "HG303", "attribute read", f"{how} reaches {decision[2]}",
                     policy_rule=decision[1], hint="remove the call; the sandbox refuses it wherever it is reached",
                 )
+            if isinstance(value, type) and issubclass(value, type):
+                # A library metaclass (abc.ABCMeta) called with a namespace gets the class-body rules too.
+                return self._checked_metaclass(value)
             return value
         if not isinstance(value, _CHECKED_KINDS):
             # Instances of ordinary classes (tensors, layers, configs) need no decision, so
@@ -478,6 +658,134 @@ class Guards:
             self._warn("module", label, key)
         return module
 
+
+    # --- pattern matching, containers, class namespaces ----------------------------------
+
+    def match_class(self, cls: Any, keywords: tuple[str, ...], positional: int) -> Any:
+        """Decide the class of a class pattern before ``match`` reads attributes through it.
+
+        A class pattern reads attributes of the subject with no ``_getattr_``: the names
+        come from the pattern's keywords and the first ``positional`` entries of
+        ``cls.__match_args__``. Names the attribute guard decides specially (``_`` names,
+        dunders, ``format``, ``save``, ``get`` …) are refused, and so is a class whose
+        metaclass the sandbox made with its own ``__instancecheck__``.
+        """
+        if not isinstance(cls, type) or (not keywords and not positional):
+            return cls
+        for meta in type(cls).__mro__:
+            if "__instancecheck__" in meta.__dict__ and (meta in _CREATED_CLASSES or self._is_sandbox_routine(meta.__dict__["__instancecheck__"])):
+                raise self.violation(
+                    "HG302", "class pattern",
+                    f"the class pattern {cls.__name__}(...) uses a metaclass with its own __instancecheck__, made by sandboxed code",
+                    policy_rule="sandbox.match", hint="match against ordinary classes",
+                )
+        names = list(keywords)
+        if positional:
+            match_args = type.__getattribute__(cls, "__match_args__") if hasattr(cls, "__match_args__") else ()
+            if isinstance(match_args, tuple):
+                names.extend(match_args[:positional])
+        for name in names:
+            if not isinstance(name, str) or name[:1] == "_" or name in FRAME_ATTRIBUTES or name in _SPECIAL_ATTRIBUTES:
+                raise self.violation(
+                    "HG302", "class pattern", f"the class pattern {cls.__name__}(...) reads the attribute {name!r}, which the attribute guard decides",
+                    policy_rule="sandbox.match", hint=f"read the attribute as {cls.__name__}_value.{name} in the case body",
+                )
+        return cls
+
+    def match_values(self, *values: Any) -> bool:
+        """Value-check what a ``case`` pattern captured (the compiled guard of every case); always true."""
+        for value in values:
+            self._check_deep(value, "a match pattern")
+        return True
+
+    def _check_deep(self, value: Any, how: str) -> Any:
+        """The value check, applied also to the items of a list or tuple and the values of a dict."""
+        kind = type(value)
+        if kind is list or kind is tuple:
+            for item in value:
+                self._check_deep(item, how)
+        elif kind is dict:
+            for item in value.values():
+                self._check_deep(item, how)
+        elif kind not in self._inert_types:
+            self.check_value(value, how)
+        return value
+
+    def _container_reader(self, obj: Any, name: str, default: tuple[Any, ...]) -> Any:
+        """Return ``obj.get`` (``pop``, ``values`` …) with what it returns value-checked, as ``obj[key]`` is."""
+        try:
+            method = getattr(obj, name)
+        except AttributeError:
+            if default:
+                return default[0]
+            raise
+        if self._sandboxed_callable(method) or not callable(method):
+            return self.check_value(method, f"{type(obj).__name__}.{name}")
+        method = self.check_value(method, f"{type(obj).__name__}.{name}")
+        guards = self
+        how = f"{type(obj).__name__}.{name}()"
+
+        def checked_read(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            if name in ("values", "items"):
+                for item in list(result):
+                    guards._check_deep(item, how)
+                return result
+            return guards._check_deep(result, how)
+
+        return checked_read
+
+    def check_namespace(self, name: Any, namespace: Any, *, how: str) -> None:
+        """Apply the class-body rules to a namespace given to ``type()`` or another metaclass."""
+        if not isinstance(namespace, dict):
+            return
+        for key in namespace:
+            if isinstance(key, str) and (key in _NAMESPACE_DENIED or key in FRAME_ATTRIBUTES):
+                raise self.violation(
+                    "HG304", "class creation", f"{how} for class {name!r} sets {key!r}, which a class of sandboxed code may not define",
+                    policy_rule="sandbox.class_body", hint=f"remove {key} from the class",
+                )
+
+    def _check_created_class(self, cls: type) -> None:
+        """Refuse denied dunders in a new class and run its foreign callables inside the sandbox."""
+        self.check_namespace(cls.__name__, {key: None for key in cls.__dict__ if key not in ("__module__", "__qualname__")}, how="the class statement")
+        for key, value in list(cls.__dict__.items()):
+            wrapped = self._sandboxed_value(value, binds=True)
+            if wrapped is not value:
+                type.__setattr__(cls, key, wrapped)
+
+    def _sandboxed_value(self, value: Any, *, binds: bool = False) -> Any:
+        """Return ``value``, or a wrapper that runs it inside this load's sandbox if it is a foreign callable.
+
+        Host code may call a stored callable later (``model.eval()`` calls ``self.train``)
+        with no sandboxed frame on the stack, where the audit hook would not act; the
+        wrapper's frame is sandboxed, so the hook decides what the callable does.
+        ``binds`` keeps method binding as it was for a class attribute: a wrapped builtin or
+        partial becomes a ``staticmethod``.
+        """
+        if not isinstance(value, _FOREIGN_CALLABLE_KINDS) or self._sandboxed_callable(value):
+            return value
+        wrapper = self._call_in_sandbox(value)
+        if binds and not isinstance(value, types.FunctionType):
+            return staticmethod(wrapper)
+        return wrapper
+
+    def _call_in_sandbox(self, value: Any) -> Callable[..., Any]:
+        wrapper = self._make_runner(value, self.context.locate_caller())
+        functools.update_wrapper(wrapper, value, assigned=("__name__", "__qualname__", "__doc__"), updated=())
+        return wrapper
+
+    def _stored(self, target: Any, value: Any) -> Any:
+        """Return what ``target.attr = value`` stores: foreign callables wrapped by :meth:`_sandboxed_value`."""
+        return self._sandboxed_value(value, binds=isinstance(target, type))
+
+    def _register_class(self, cls: type) -> None:
+        """Record a class sandboxed code made with ``type()`` or a metaclass, as ``__build_class__`` does."""
+        if cls in _CREATED_CLASSES:
+            return
+        self._check_created_class(cls)
+        _CREATED_CLASSES[cls] = self.context
+
     # --- attribute reads ---------------------------------------------------------------
 
     def getattr(self, obj: Any, name: str, *default: Any) -> Any:
@@ -504,6 +812,8 @@ class Guards:
         """Decide the attribute names that need more than the value check (see ``_SPECIAL_ATTRIBUTES``)."""
         if name in _CALLBACK_REGISTRARS or name in _FILE_WRITING_METHODS:
             return self._special_method(obj, name, default)
+        if name in _CONTAINER_READERS:
+            return self._container_reader(obj, name, default)
         if name in ("format", "format_map"):
             if isinstance(obj, str):
                 return self._safe_format(obj, name)
@@ -662,13 +972,13 @@ class Guards:
         if bound_to is not None and not isinstance(bound_to, type):
             def bound_setattr(attribute: str, *value: Any) -> Any:
                 guards.check_write(bound_to, attribute)
-                return method(attribute, *value)
+                return method(attribute, *(guards._stored(bound_to, item) for item in value))
 
             return bound_setattr
 
         def unbound_setattr(target: Any, attribute: str, *value: Any) -> Any:
             guards.check_write(target, attribute)
-            return method(target, attribute, *value)
+            return method(target, attribute, *(guards._stored(target, item) for item in value))
 
         return unbound_setattr
 
@@ -723,15 +1033,28 @@ class Guards:
         return _INPLACE_OPERATORS[op](target, value)
 
     def apply(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call with ``*args``/``**kwargs`` spread; the callee was already reached through the guards."""
+        """Call with ``*args``/``**kwargs`` spread; the spread values get the value check, as iteration does."""
+        for value in args:
+            if type(value) not in self._inert_types:
+                self.check_value(value, "a *args value")
+        for value in kwargs.values():
+            if type(value) not in self._inert_types:
+                self.check_value(value, "a **kwargs value")
         return function(*args, **kwargs)
 
     # --- writes ----------------------------------------------------------------------
 
     def write(self, obj: Any) -> Any:
-        """Guard ``obj.attr = v``, ``obj[k] = v`` and ``del``: only objects the sandbox may change pass."""
-        if type(obj) in self._inert_types or self._owned(obj):
+        """Guard ``obj.attr = v``, ``obj[k] = v`` and ``del``: only objects the sandbox may change pass.
+
+        Plain containers are returned as they are; other objects come back in a
+        :class:`_CheckedWriter`, which wraps stored foreign callables.
+        """
+        kind = type(obj)
+        if kind is dict or kind is list or kind is set:
             return obj
+        if kind in self._inert_types or self._owned(obj):
+            return _CheckedWriter(self, obj)
         if isinstance(obj, (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
             label = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", repr(obj))
             kind = "function"
@@ -743,7 +1066,7 @@ class Guards:
                 "HG304", "attribute write", f"changing the {kind} {label!r}, which the sandbox did not create, is refused",
                 policy_rule="code.monkey_patch", hint="subclass or wrap the object in the repository's own code instead",
             )
-        return obj
+        return _CheckedWriter(self, obj)
 
     def check_write(self, obj: Any, name: str) -> None:
         """Apply the write guard and the attribute-name rules to ``setattr(obj, name, ...)``."""
@@ -760,7 +1083,7 @@ class Guards:
 
     def _setattr(self, obj: Any, name: str, value: Any) -> None:
         self.check_write(obj, name)
-        setattr(obj, name, value)
+        setattr(obj, name, self._stored(obj, value))
 
     def _delattr(self, obj: Any, name: str) -> None:
         self.check_write(obj, name)
@@ -781,6 +1104,7 @@ class Guards:
             record = self.context.record_of_function(function)
             type.__setattr__(cls, "__hubguard_snapshot__", self.context.snapshot)
             type.__setattr__(cls, "__hubguard_module_path__", record.path if record is not None else None)
+            self._check_created_class(cls)
             _CREATED_CLASSES[cls] = self.context
         return cls
 
@@ -804,11 +1128,27 @@ class Guards:
                 "delattr": self._delattr,
                 "hasattr": self._hasattr,
                 "__build_class__": self._build_class,
+                "type": self._type,
+                "next": self._checked_result(next),
+                "max": self._checked_result(max),
+                "min": self._checked_result(min),
                 "__import__": self.import_module,
                 "__name__": "builtins",
             }
         )
         return table
+
+    def _checked_result(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        """Return ``function`` with its result value-checked: ``next``, ``max`` and ``min`` pick items out of iterables."""
+        guards = self
+        how = f"{function.__name__}()"
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            result = function(*args, **kwargs)
+            return result if type(result) in guards._inert_types else guards.check_value(result, how)
+
+        checked.__name__ = checked.__qualname__ = function.__name__
+        return checked
 
     def _withheld(self, name: str, reason: str, policy_rule: str) -> Callable[..., Any]:
         """Return a stand-in that raises a clear refusal instead of a bare ``NameError``."""
@@ -862,8 +1202,27 @@ class Guards:
 
             return create
 
+        def checked_type_new(metaclass: Any, *args: Any, **kwargs: Any) -> Any:
+            if len(args) == 3:
+                guards.check_namespace(args[0], args[2], how="type.__new__()")
+            created = type.__new__(metaclass, *args, **kwargs)
+            if isinstance(created, type) and len(args) == 3:
+                guards._register_class(created)
+            return created
+
+        def checked_type_call(cls: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(cls, type) and issubclass(cls, type) and len(args) == 3:
+                guards.check_namespace(args[0], args[2], how="type.__call__()")
+            created = type.__call__(cls, *args, **kwargs)
+            if isinstance(created, type) and len(args) == 3:
+                guards._register_class(created)
+            return created
+
         self._substitutes.update(
             {
+                id(type): self._type,
+                id(type.__new__): checked_type_new,
+                id(type.__call__): checked_type_call,
                 id(weakref.ref): checked_reference(weakref.ref),
                 id(weakref.proxy): checked_reference(weakref.proxy),
                 id(weakref.WeakMethod): checked_reference(weakref.WeakMethod),

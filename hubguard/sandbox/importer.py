@@ -29,7 +29,7 @@ from hubguard.errors import SandboxImportViolation, SandboxViolation
 from hubguard.loader.closure import SOURCE_SUFFIX
 from hubguard.loader.snapshot import Snapshot
 from hubguard.sandbox.compiler import CompiledModule, compile_module
-from hubguard.sandbox.guards import CONTEXT_KEY, Guards
+from hubguard.sandbox.guards import CONTEXT_KEY, RUNNER_FILENAME, Guards
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,9 @@ class SandboxContext:
                 record = self.by_filename.get(frame.f_code.co_filename)
                 if record is not None:
                     return record.path, frame.f_lineno
+                if frame.f_code.co_filename == RUNNER_FILENAME:
+                    # A stored foreign callable that host code called later: name where it was stored.
+                    return frame.f_locals["stored_at"]
             frame = frame.f_back  # type: ignore[assignment]  # None ends the walk
         return "<unknown>", 0
 
@@ -249,6 +252,8 @@ class SandboxContext:
                 "_apply_": self.guards.apply,  # type: ignore[union-attr]
                 "_unpack_sequence_": self.guards.unpack_sequence,  # type: ignore[union-attr]
                 "_iter_unpack_sequence_": self.guards.iter_unpack_sequence,  # type: ignore[union-attr]
+                "_match_class_": self.guards.match_class,  # type: ignore[union-attr]
+                "_match_values_": self.guards.match_values,  # type: ignore[union-attr]
             }
         )
         if record.is_package:

@@ -348,7 +348,7 @@ CASES: list[HostileCase] = [
         "foreign_callable_as_forward",
         "import pathlib\nimport torch\n\nclass Model(torch.nn.Module):\n    def __init__(self):\n"
         "        super().__init__()\n        self.forward = pathlib.Path('/etc/passwd').read_bytes\n",
-        "model_call", "HG308", r"reading '/etc/passwd', outside the snapshot .* in a call of the sandboxed model Model",
+        "model_call", "HG308", r"modeling_x\.py:7: reading '/etc/passwd', outside the snapshot",
     ),
     _case(
         "torch_jit_save_native_write",
