@@ -9,6 +9,7 @@ create a marker under the test's tmp folder.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import platform
 
@@ -265,3 +266,52 @@ def test_sandbox_refusal_in_later_use_denies(tmp_path):
     assert result.verdict == "deny"
     assert result.reason.startswith("the deepcopy stage was stopped by the sandbox guards: ")
     assert "modeling_x.py:6" in result.reason
+
+
+KEYS_ON_REAL_WEIGHTS = """\
+import torch
+
+from hubguard.configuration import PretrainedConfig
+from hubguard.modeling import PreTrainedModel
+
+
+class TinyConfig(PretrainedConfig):
+    model_type = "tiny-weights"
+
+    def __init__(self, width=4, **kwargs):
+        super().__init__(**kwargs)
+        self.width = width
+
+
+class Net(PreTrainedModel):
+    config_class = TinyConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.linear = torch.nn.Linear(config.width, 2)
+
+    def forward(self, x):
+        if self.linear.bias[0].item() == 7.0:
+            open({marker!r}, "w").write("escaped")
+        return self.linear(x)
+"""
+
+
+@pytest.mark.slow
+def test_weights_of_other_snapshot_loaded(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    marker = tmp_path / "marker"
+    weights_file = tmp_path / "model.safetensors"
+    save_file({"linear.weight": torch.zeros(2, 4), "linear.bias": torch.tensor([7.0, 0.0])}, str(weights_file))
+    data = weights_file.read_bytes()
+    weights = build_snapshot(
+        SourceRef("local", "/repos/acme-weights"),
+        PinnedRevision(requested=None, commit=COMMIT),
+        {"config.json": b'{"model_type": "tiny-weights", "width": 4}'},
+        blob_files={"model.safetensors": (weights_file, len(data), hashlib.sha256(data).hexdigest())},
+        code_entries=[],
+    )
+    result = trial(KEYS_ON_REAL_WEIGHTS.format(marker=str(marker)), config={"width": 4}, input_shape=(1, 4), weights=weights)
+    assert_denied_write(result, marker, 24)

@@ -203,9 +203,12 @@ def _installation_roots() -> list[Path]:
 
 
 def _snapshot_roots(job: dict[str, Any]) -> list[Path]:
-    """Return the snapshot folder and the weight files in the cache."""
+    """Return the snapshot folder, the weights snapshot's folder and the weight files in the cache."""
     roots = [Path(job["snapshot_dir"])]
     roots.extend(Path(path) for path in job["snapshot"]["blob_paths"].values())
+    if "weights" in job:
+        roots.append(Path(job["weights_dir"]))
+        roots.extend(Path(path) for path in job["weights"]["blob_paths"].values())
     return roots
 
 
@@ -330,7 +333,7 @@ def _build_config(model_class: type, config: dict[str, Any]) -> Any:
     return config_class(**config)
 
 
-def _instantiate(model_class: type, config: dict[str, Any], snapshot: Any, policy: Any) -> Any:
+def _instantiate(model_class: type, config: dict[str, Any], weights: Any, policy: Any) -> Any:
     """Build the model with the real load's code, including its ``eval()`` call.
 
     A hubguard model with weights in the snapshot goes through ``_from_snapshot``, the
@@ -345,8 +348,8 @@ def _instantiate(model_class: type, config: dict[str, Any], snapshot: Any, polic
         from hubguard import modeling
 
         if isinstance(model_class, type) and issubclass(model_class, modeling.PreTrainedModel):
-            if snapshot.blob_paths:
-                return model_class._from_snapshot(snapshot, config=built_config, policy=policy)
+            if weights.blob_paths:
+                return model_class._from_snapshot(weights, config=built_config, policy=policy)
             with modeling._skip_init():
                 model_class(built_config)
             model = model_class(built_config)
@@ -530,7 +533,7 @@ def _run_step(
     return None
 
 
-def _run_job(job: dict[str, Any], snapshot: Any, policy: Any, recorder: Recorder) -> dict[str, Any]:
+def _run_job(job: dict[str, Any], snapshot: Any, weights: Any, policy: Any, recorder: Recorder) -> dict[str, Any]:
     """Rehearse the load and its first uses; return the stages reached and the first failure.
 
     Import, instantiation (as the real load builds the model) and the forward pass in
@@ -552,7 +555,7 @@ def _run_job(job: dict[str, Any], snapshot: Any, policy: Any, recorder: Recorder
         outcome["stages"].append("import")
         if job["instantiate"]:
             stage = "instantiate"
-            model = _instantiate(model_class, job["config"], snapshot, policy)
+            model = _instantiate(model_class, job["config"], weights, policy)
             outcome["stages"].append("instantiate")
         if job["input_shape"] is not None and model is not None:
             stage = "forward"
@@ -623,6 +626,9 @@ def main() -> None:
         from hubguard.errors import HubguardError
 
         snapshot = _rebuild_snapshot(job["snapshot"], Path(job["snapshot_dir"]))
+        weights = snapshot
+        if "weights" in job:
+            weights = _rebuild_snapshot(job["weights"], Path(job["weights_dir"]))
         policy = None
         if job["policy"] is not None:
             from hubguard.audit.policy import Policy
@@ -638,7 +644,7 @@ def main() -> None:
 
     channel.send("ready", {"layers": layers})
     recorder.start(layers)
-    outcome = _run_job(job, snapshot, policy, recorder)
+    outcome = _run_job(job, snapshot, weights, policy, recorder)
     recorder.stop()
     channel.send("report", {"outcome": outcome, **recorder.summary()})
     os._exit(0)

@@ -349,6 +349,7 @@ def run_trial(
     settings: TrialSettings | None = None,
     sandbox_guards: bool = True,
     disable: Iterable[str] | None = None,
+    weights: Snapshot | None = None,
 ) -> TrialResult:
     """Rehearse loading ``reference`` from ``snapshot`` in the jail and return what happened.
 
@@ -379,6 +380,9 @@ def run_trial(
         sandbox_guards: import through hubguard's sandbox inside the jail. ``False``
             imports the files plainly, so only the jail's operating-system layers hold.
         disable: jail layers to leave out (see :func:`jail_support`).
+        weights: the snapshot whose weight files the real load reads, when it is not
+            ``snapshot`` (code taken from a second repository). The trial then loads
+            these weights as the real load does.
 
     Raises:
         TrialError: the policy requires the trial and a required layer is missing, or
@@ -431,7 +435,7 @@ def run_trial(
         "instantiate": True,
         "input_shape": list(input_shape) if input_shape is not None else None,
         "sandbox_guards": sandbox_guards,
-        "policy": _policy_payload(policy, sandbox_guards),
+        "policy": _policy_payload(policy),
         "limits": {
             "cpu_seconds": settings.cpu_seconds,
             "memory_mb": settings.memory_mb,
@@ -445,7 +449,9 @@ def run_trial(
     wall_clock = settings.timeout_seconds if timeout is None else timeout
     job["settle_seconds"] = min(SETTLE_SECONDS, wall_clock / 4)
     logger.info("jailed trial of %s in %s started", reference, snapshot.source.display())
-    result = _run_child(snapshot, job, wall_clock=wall_clock, settings=settings, policy_name=policy_name)
+    result = _run_child(
+        snapshot, job, weights=weights, wall_clock=wall_clock, settings=settings, policy_name=policy_name
+    )
     logger.info(
         "jailed trial of %s: %s in %.2f s with %s: %s",
         reference,
@@ -475,9 +481,8 @@ def _split_reference(snapshot: Snapshot, reference: str) -> tuple[str, str]:
     return module_path, class_name
 
 
-def _policy_payload(policy: Any, sandbox_guards: bool) -> dict[str, Any] | None:
-    if not sandbox_guards:
-        return None
+def _policy_payload(policy: Any) -> dict[str, Any]:
+    """Return the policy for the child: the sandbox guards and the weight loading read it."""
     if policy is None:
         from hubguard.audit.policy import load_policy
 
@@ -579,7 +584,13 @@ class _PipeReader(threading.Thread):
 
 
 def _run_child(
-    snapshot: Snapshot, job: dict[str, Any], *, wall_clock: float, settings: TrialSettings, policy_name: str | None
+    snapshot: Snapshot,
+    job: dict[str, Any],
+    *,
+    weights: Snapshot | None,
+    wall_clock: float,
+    settings: TrialSettings,
+    policy_name: str | None,
 ) -> TrialResult:
     root = Path(tempfile.mkdtemp(prefix="hubguard-trial-"))
     started = time.monotonic()
@@ -590,6 +601,11 @@ def _run_child(
         work_dir.mkdir(mode=0o700)
         job["snapshot"] = _write_snapshot(snapshot, snapshot_dir)
         job["snapshot_dir"] = str(snapshot_dir)
+        if weights is not None and weights is not snapshot:
+            weights_dir = root / "weights"
+            weights_dir.mkdir()
+            job["weights"] = _write_snapshot(weights, weights_dir)
+            job["weights_dir"] = str(weights_dir)
         job["work_dir"] = str(work_dir)
         job["nonce"] = secrets.token_hex(16)
 
