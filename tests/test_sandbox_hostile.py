@@ -61,6 +61,8 @@ def _trigger(case: HostileCase, snapshot, events: list, monkeypatch: pytest.Monk
             module.run() if case.source.count("def run(value)") == 0 else module.run(object())
         elif case.trigger == "init":
             module.Model()
+        elif case.trigger == "eval":
+            module.Model().eval()  # host code calls the model's train(False), as hubguard's loader does
         elif case.trigger == "model_call":
             module.Model()()
         elif case.trigger == "forward":

@@ -46,7 +46,7 @@ CONTEXT_KEY = "__hubguard_context__"
 
 # Builtins sandboxed code does not get, with the reason shown in refusals.
 WITHHELD_BUILTINS: dict[str, str] = {
-    "open": "touches the host file system; model files come from the verified snapshot",
+    "open": "touches the host file system, whatever the policy's [builtins] allow says (that list changes only the static audit); model files come from the verified snapshot",
     "eval": "runs code that was never audited",
     "exec": "runs code that was never audited",
     "compile": "builds code that was never audited",
@@ -226,7 +226,7 @@ _CONTAINER_READERS = frozenset({"get", "pop", "setdefault", "popitem", "values",
 # matching see it, or hand callables to ``copy`` and ``pickle`` that run outside the sandbox.
 _NAMESPACE_DENIED = frozenset(
     {"__class__", "__builtins__", "__globals__", "__match_args__", "__instancecheck__", "__subclasscheck__",
-     "__reduce__", "__reduce_ex__", "__getnewargs__", "__getnewargs_ex__", "__module__", "__qualname__"}
+     "__reduce__", "__reduce_ex__", "__getnewargs__", "__getnewargs_ex__"}
 )
 
 _INPLACE_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
@@ -361,7 +361,7 @@ def _make_type_stand_in(guards: Guards) -> type:
     class SandboxMetaclass(type):
         def __call__(cls, *args: Any, **kwargs: Any) -> Any:
             if cls is stand_in and len(args) == 1 and not kwargs:
-                return type(args[0])
+                return guards.check_value(type(args[0]), "type()")
             if len(args) == 3:
                 guards.check_namespace(args[0], args[2], how=f"{cls.__name__}()")
             if cls is stand_in:
@@ -737,7 +737,7 @@ class Guards:
 
     def check_namespace(self, name: Any, namespace: Any, *, how: str) -> None:
         """Apply the class-body rules to a namespace given to ``type()`` or another metaclass."""
-        if not isinstance(namespace, dict):
+        if not isinstance(namespace, (dict, types.MappingProxyType)):
             return
         for key in namespace:
             if isinstance(key, str) and (key in _NAMESPACE_DENIED or key in FRAME_ATTRIBUTES):
@@ -748,7 +748,7 @@ class Guards:
 
     def _check_created_class(self, cls: type) -> None:
         """Refuse denied dunders in a new class and run its foreign callables inside the sandbox."""
-        self.check_namespace(cls.__name__, {key: None for key in cls.__dict__ if key not in ("__module__", "__qualname__")}, how="the class statement")
+        self.check_namespace(cls.__name__, cls.__dict__, how="the class statement")
         for key, value in list(cls.__dict__.items()):
             wrapped = self._sandboxed_value(value, binds=True)
             if wrapped is not value:

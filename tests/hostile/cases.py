@@ -8,6 +8,7 @@ A case is a small repository (``files``) whose ``modeling_x.py`` is the entry mo
 * ``forward``: when ``Model().forward()`` is called;
 * ``del``: when a ``Model`` instance is garbage collected (``__del__``);
 * ``model_call``: when the host calls ``Model()()``, as it calls a torch model;
+* ``eval``: when the host calls ``Model().eval()``, which calls ``train(False)``;
 * ``call``: when the module function ``run()`` is called.
 
 ``match`` is a regular expression the ``SandboxViolation`` message must match and
@@ -397,5 +398,159 @@ CASES: list[HostileCase] = [
         "environment_write",
         "import os\n\ndef run():\n    os.environ['HUBGUARD_HOSTILE_MARKER'] = '@MARKER@'\n",
         "call", "HG307", r"os\.putenv refused",
+    ),
+    # --- class patterns, type() and metaclasses (red team, 2026-12-04) -------------------
+    _case(
+        "match_reader_from_type_metaclass",
+        "import os\n\ndef run():\n"
+        "    Meta = type('Meta', (type,), dict(__instancecheck__=lambda cls, obj: True))\n"
+        "    Reader = Meta('Reader', (), dict(__match_args__=('system',)))\n"
+        "    match os:\n        case Reader(found):\n            found('touch @MARKER@')\n",
+        "call", "HG304", r"type\(\) for class 'Meta' sets '__instancecheck__', which a class of sandboxed code may not define",
+    ),
+    _case(
+        "match_reader_from_library_metaclass",
+        "import abc\nimport os\n\ndef run():\n"
+        "    Meta = abc.ABCMeta('Meta', (abc.ABCMeta,), dict(__instancecheck__=lambda cls, obj: True))\n"
+        "    match os:\n        case Meta(system=found):\n            found('touch @MARKER@')\n",
+        "call", "HG304", r"ABCMeta\(\) for class 'Meta' sets '__instancecheck__'",
+    ),
+    _case(
+        "match_keyword_pattern_reads_os_system",
+        "import os\n\ndef run():\n    match os:\n        case object(system=found):\n            found('touch @MARKER@')\n",
+        "call", "HG303", r"a match pattern reaches posix is the native os module",
+    ),
+    _case(
+        "match_keyword_pattern_reads_file_writer",
+        "import numpy\n\ndef run():\n    match numpy.zeros(1):\n        case object(tofile=write):\n            write('@MARKER@')\n",
+        "call", "HG302", r"class pattern object\(\.\.\.\) reads the attribute 'tofile'",
+    ),
+    _case(
+        "match_mapping_pattern_capture",
+        "import torch\n\ndef run():\n    found = torch.overrides.get_ignored_functions()\n"
+        "    table = dict(zip(map(lambda f: getattr(f, '__name__', ''), found), found))\n"
+        "    match table:\n        case {'save': saver}:\n            saver(torch.zeros(1), '@MARKER@')\n",
+        "call", "HG303", r"a match pattern reaches torch\.\S+ (unpickles|writes) files",
+    ),
+    _case(
+        "dict_get_on_foreign_values",
+        "import torch\n\ndef run():\n    found = torch.overrides.get_ignored_functions()\n"
+        "    table = dict(zip(map(lambda f: getattr(f, '__name__', ''), found), found))\n"
+        "    table.get('save')(torch.zeros(1), '@MARKER@')\n",
+        "call", "HG303", r"dict\.get\(\) reaches torch\.\S+ (unpickles|writes) files",
+    ),
+    _case(
+        "max_picks_foreign_value",
+        "import torch\n\ndef run():\n    found = torch.overrides.get_ignored_functions()\n"
+        "    saver = max(found, key=lambda f: getattr(f, '__name__', '') == 'save')\n"
+        "    saver(torch.zeros(1), '@MARKER@')\n",
+        "call", "HG303", r"max\(\) reaches torch\.\S+ (unpickles|writes) files",
+    ),
+    _case(
+        "type_three_arguments_reduce_ex",
+        "import copy\nimport lzma\n\n"
+        "Snapshotter = type('Snapshotter', (object,), dict(__reduce_ex__=lambda self, protocol: (lzma.open, ('@MARKER@', 'wb'))))\n"
+        "copy.deepcopy(Snapshotter())\n",
+        "import", "HG304", r"type\(\) for class 'Snapshotter' sets '__reduce_ex__'",
+    ),
+    _case(
+        "class_statement_reduce_ex",
+        "import copy\nimport lzma\n\nclass Snapshotter:\n"
+        "    def __reduce_ex__(self, protocol):\n        return (lzma.open, ('@MARKER@', 'wb'))\n\n"
+        "copy.deepcopy(Snapshotter())\n",
+        "import", "HG304", r"class statement for class 'Snapshotter' sets '__reduce_ex__'",
+    ),
+    _case(
+        "type_new_called_directly",
+        "import copy\nimport lzma\n\n"
+        "Snapshotter = type.__new__(type, 'Snapshotter', (), dict(__reduce_ex__=lambda self, protocol: (lzma.open, ('@MARKER@', 'wb'))))\n"
+        "copy.deepcopy(Snapshotter())\n",
+        "import", "HG304", r"type\.__new__\(\) for class 'Snapshotter' sets '__reduce_ex__'",
+    ),
+    # --- torch native writers and network ----------------------------------------------
+    _case(
+        "untyped_storage_from_file",
+        "import torch\n\ndef run():\n    torch.UntypedStorage.from_file('@MARKER@', True, 8)\n",
+        "call", "HG307", r"from_file opens or writes files",
+    ),
+    _case(
+        "byte_storage_from_file",
+        "import torch\n\ndef run():\n    torch.ByteStorage.from_file('@MARKER@', True, 8)\n",
+        "call", "HG307", r"from_file opens or writes files",
+    ),
+    _case(
+        "tcpstore_connect",
+        "import datetime\nimport torch\n\ndef run():\n"
+        "    torch._C._distributed_c10d.TCPStore('127.0.0.1', @PORT@, 1, False, datetime.timedelta(seconds=1))\n",
+        "call", "HG303", r"torch\._C\._distributed_c10d opens network connections",
+    ),
+    _case(
+        "jit_trace_lite_interpreter_save",
+        "import torch\n\ndef run():\n    traced = torch.jit.trace(torch.nn.Linear(1, 1), torch.zeros(1, 1))\n"
+        "    traced._save_for_lite_interpreter('@MARKER@')\n",
+        "call", "HG303", r"torch\.jit\.trace builds programs whose save methods write files",
+    ),
+    # --- callables that host code runs later --------------------------------------------
+    _case(
+        "threading_register_atexit",
+        "import functools\nimport lzma\nimport threading\n\ndef run():\n"
+        "    threading._register_atexit(functools.partial(lzma.open, '@MARKER@', 'wb'))\n",
+        "call", "HG303", r"threading\._register_atexit is not among the threading members",
+    ),
+    _case(
+        "threading_dummy_thread",
+        "import functools\nimport lzma\nimport threading\n\ndef run():\n"
+        "    worker = threading._DummyThread()\n    worker._target = functools.partial(lzma.open, '@MARKER@', 'wb')\n",
+        "call", "HG303", r"threading\._DummyThread is not among the threading members",
+    ),
+    _case(
+        "thread_class_from_current_thread",
+        "import functools\nimport lzma\nimport threading\n\ndef run():\n"
+        "    worker = type(threading.current_thread())(target=functools.partial(lzma.open, '@MARKER@', 'wb'))\n"
+        "    worker.start()\n",
+        "call", "HG303", r"type\(\) reaches threading\._MainThread is not among the threading members",
+    ),
+    _case(
+        "foreign_callable_as_child_train",
+        "import collections\nimport functools\nimport lzma\nimport torch\n\n"
+        "class Model(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.act = torch.nn.Identity()\n"
+        "        cache = collections.defaultdict(functools.partial(lzma.open, '@MARKER@', 'wb'))\n"
+        "        self.act.train = cache.__getitem__\n",
+        "eval", "HG307", r"modeling_x\.py:11: opening '.*marker' for writing",
+    ),
+    _case(
+        "foreign_callable_setattr_train",
+        "import collections\nimport functools\nimport lzma\nimport torch\n\n"
+        "class Model(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        cache = collections.defaultdict(functools.partial(lzma.open, '@MARKER@', 'wb'))\n"
+        "        setattr(self, 'train', cache.__getitem__)\n",
+        "eval", "HG307", r"modeling_x\.py:10: opening '.*marker' for writing",
+    ),
+    _case(
+        "logger_filter_foreign_callable",
+        "import collections\nimport functools\nimport logging\nimport lzma\n\ndef run():\n"
+        "    cache = collections.defaultdict(functools.partial(lzma.open, '@MARKER@', 'wb'))\n"
+        "    logging.getLogger('hubguard.hostile').addFilter(cache.__getitem__)\n",
+        "call", "HG304", r"addFilter got .*, a callable that is not sandboxed code",
+    ),
+    _case(
+        "grad_fn_prehook_foreign_callable",
+        "import collections\nimport functools\nimport lzma\nimport torch\n\ndef run():\n"
+        "    cache = collections.defaultdict(functools.partial(lzma.open, '@MARKER@', 'wb'))\n"
+        "    value = torch.ones(1, requires_grad=True) * 2\n    value.grad_fn.register_prehook(cache.__getitem__)\n",
+        "call", "HG304", r"register_prehook got .*, a callable that is not sandboxed code",
+    ),
+    _case(
+        "saved_tensors_hooks_foreign_callable",
+        "import functools\nimport lzma\nimport torch\n\ndef run():\n"
+        "    opener = functools.partial(lzma.open, '@MARKER@', 'wb')\n"
+        "    torch.autograd.graph.saved_tensors_hooks(opener, opener).__enter__()\n",
+        "call", "HG303", r"saved_tensors_hooks installs callbacks that run later",
+    ),
+    _case(
+        "audit_hook_module_reach",
+        "def run():\n    import hubguard.sandbox.audithook\n",
+        "call", "HG301", r"import of 'hubguard\.sandbox\.audithook' refused: hubguard\.sandbox is the sandbox itself",
     ),
 ]
