@@ -124,12 +124,14 @@ def run_model_trial(
     report: Any,
     *,
     settings: Any = None,
+    weights: Snapshot | None = None,
 ) -> None:
     """Rehearse the load in the jail as the policy's ``[trial]`` section says; record the trace in ``report``.
 
     ``jail.run_trial`` decides from the trial settings (``settings``, else ``policy.trial``):
     ``"off"`` skips, ``"if-available"`` runs with the layers the kernel offers, ``"required"``
-    raises where one is missing.
+    raises where one is missing. ``weights`` is the snapshot whose weight files the real load
+    reads, when it is not ``code_snapshot`` (code from another repository or commit).
 
     Raises:
         TrialError: the trial refused the code, failed, or could not run where required.
@@ -146,6 +148,7 @@ def run_model_trial(
         config=config,
         input_shape=_trial_input_shape(config),
         settings=settings,
+        weights=weights if weights is not code_snapshot else None,
     )
     report.trial = result.to_dict()
     result.raise_for_verdict()
@@ -274,7 +277,7 @@ def load_remote(
     config = snapshot.config()
     if auto_class_name in MODEL_AUTO_CLASSES:
         started = time.perf_counter()
-        run_model_trial(code_snapshot, policy, reference.split("--")[-1], config, report)
+        run_model_trial(code_snapshot, policy, reference.split("--")[-1], config, report, weights=snapshot)
         timings["trial"] = time.perf_counter() - started
 
     # (6) sandboxed import

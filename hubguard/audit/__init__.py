@@ -142,7 +142,9 @@ def _run_trial(
     if settings.mode == "off":
         settings = dataclasses.replace(settings, mode="if-available")
     try:
-        run_model_trial(resolved.snapshot, policy, reference.split("--")[-1], snapshot.config(), report, settings=settings)
+        run_model_trial(
+            resolved.snapshot, policy, reference.split("--")[-1], snapshot.config(), report, settings=settings, weights=snapshot
+        )
     except TrialError:
         # The verdict and the trace are in report.trial; the audit still returns its report.
         pass
