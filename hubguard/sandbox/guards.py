@@ -251,6 +251,7 @@ _SPECIAL_ATTRIBUTES = _CALLBACK_REGISTRARS | _FILE_WRITING_METHODS | _CONTAINER_
 _FOREIGN_CALLABLE_KINDS = (
     types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.MethodWrapperType,
     types.WrapperDescriptorType, types.MethodDescriptorType, types.ClassMethodDescriptorType, functools.partial,
+    type(functools.lru_cache(print)),  # functools._lru_cache_wrapper forwards to the function it caches
 )
 
 # Values the value check decides; instances of any other type pass.
@@ -389,7 +390,11 @@ def _make_type_stand_in(guards: Guards) -> type:
         for checked, original in originals.items():
             if original is metaclass:
                 return checked
-        checked = SandboxMetaclass(metaclass.__name__, (metaclass,), {"__module__": metaclass.__module__, "__qualname__": metaclass.__qualname__})
+        try:
+            checked = SandboxMetaclass(metaclass.__name__, (metaclass,), {"__module__": metaclass.__module__, "__qualname__": metaclass.__qualname__})
+        except TypeError:
+            # A native metaclass that cannot be subclassed (pybind11's) is handed out as it is.
+            return metaclass
         originals[checked] = metaclass
         return checked
 
@@ -753,6 +758,8 @@ class Guards:
             wrapped = self._sandboxed_value(value, binds=True)
             if wrapped is not value:
                 type.__setattr__(cls, key, wrapped)
+                if isinstance(wrapped, functools.cached_property):
+                    wrapped.__set_name__(cls, key)
 
     def _sandboxed_value(self, value: Any, *, binds: bool = False) -> Any:
         """Return ``value``, or a wrapper that runs it inside this load's sandbox if it is a foreign callable.
@@ -763,6 +770,19 @@ class Guards:
         ``binds`` keeps method binding as it was for a class attribute: a wrapped builtin or
         partial becomes a ``staticmethod``.
         """
+        kind = type(value)
+        if kind is staticmethod or kind is classmethod:
+            inner = self._sandboxed_value(value.__func__)
+            return value if inner is value.__func__ else kind(inner)
+        if kind is property:
+            parts = [self._sandboxed_value(part) if part is not None else None for part in (value.fget, value.fset, value.fdel)]
+            return value if parts == [value.fget, value.fset, value.fdel] else property(*parts, value.__doc__)
+        if kind is functools.partialmethod:
+            inner = self._sandboxed_value(value.func)
+            return value if inner is value.func else functools.partialmethod(inner, *value.args, **value.keywords)
+        if kind is functools.cached_property:
+            inner = self._sandboxed_value(value.func)
+            return value if inner is value.func else functools.cached_property(inner)
         if not isinstance(value, _FOREIGN_CALLABLE_KINDS) or self._sandboxed_callable(value):
             return value
         wrapper = self._call_in_sandbox(value)

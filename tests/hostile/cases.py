@@ -553,4 +553,19 @@ CASES: list[HostileCase] = [
         "def run():\n    import hubguard.sandbox.audithook\n",
         "call", "HG301", r"import of 'hubguard\.sandbox\.audithook' refused: hubguard\.sandbox is the sandbox itself",
     ),
+    _case(
+        "staticmethod_foreign_callable_train",
+        "import collections\nimport functools\nimport lzma\nimport torch\n\n"
+        "class Model(torch.nn.Module):\n"
+        "    train = staticmethod(collections.defaultdict(functools.partial(lzma.open, '@MARKER@', 'wb')).__getitem__)\n",
+        "eval", "HG307", r"modeling_x\.py:\d+: opening '.*marker' for writing",
+    ),
+    _case(
+        "instance_staticmethod_lru_cache_train",
+        "import collections\nimport functools\nimport lzma\nimport torch\n\n"
+        "class Model(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        cache = collections.defaultdict(functools.partial(lzma.open, '@MARKER@', 'wb'))\n"
+        "        self.train = staticmethod(functools.lru_cache(cache.__getitem__))\n",
+        "eval", "HG307", r"modeling_x\.py:10: opening '.*marker' for writing",
+    ),
 ]
