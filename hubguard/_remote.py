@@ -267,7 +267,8 @@ def load_remote(
     if trust_remote_code is None and not _confirm_interactively(report, code_snapshot):
         raise RemoteCodeNotTrustedError(
             f"{source} needs its own code for {auto_class_name} and it was not confirmed",
-            hint="pass trust_remote_code=True after reading the audit report (hubguard audit)",
+            hint=f"read the report (`{_audit_command(code_snapshot)}`), then pass trust_remote_code=True "
+            "(CLI: --trust-remote-code), or answer y on a terminal",
         )
 
     # (4) dependencies, before any repository code runs

@@ -212,6 +212,8 @@ def run_demo(work_dir: Path | None = None, *, small: bool = False, out: TextIO =
         work_dir = Path(tempfile.mkdtemp(prefix="hubguard-demo-"))
     else:
         prepare_work_dir(work_dir)
+    # Absolute, because the repository is named by a git+file:// URL built from this path.
+    work_dir = work_dir.resolve()
 
     import torch
 

@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args))
     except HubguardError as error:
-        print(render_error(error), file=sys.stderr)
+        print(render_error(error, traceback_shown=args.verbose >= 2), file=sys.stderr)
         if args.verbose >= 2:
             logger.exception("traceback of the error above")
         return exit_code_for(error)

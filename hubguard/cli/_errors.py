@@ -36,6 +36,8 @@ def exit_code_for(error: HubguardError) -> int:
     return EXIT_DENIED
 
 
-def render_error(error: HubguardError) -> str:
-    """Return the text printed on stderr for an error, with the hint to show tracebacks."""
+def render_error(error: HubguardError, *, traceback_shown: bool = False) -> str:
+    """Return the text printed on stderr for an error, with the hint to show tracebacks unless they are shown."""
+    if traceback_shown:
+        return f"hubguard: error: {error.diagnostics()}"
     return f"hubguard: error: {error.diagnostics()}\n  (run with -vv to see the traceback)"

@@ -122,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
     auto_class = _auto_class(args.auto_class)
 
     started = time.perf_counter()
-    with stage(f"loading {args.source}"):
+    # Without --trust-remote-code the load may ask on the terminal, and a spinner would
+    # overwrite the question.
+    with stage(f"loading {args.source}", spinner=trust is True):
         loaded = auto_class.from_pretrained(
             args.source,
             revision=args.revision,

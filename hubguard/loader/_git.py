@@ -64,6 +64,12 @@ class GitBackend(Backend):
             raise FetchError(f"no repository for {self.source.display()}", rule_id="HG100")
         if self._url.startswith("file://"):
             path = self._url.removeprefix("file://")
+            if not path.startswith("/"):
+                raise RepositoryNotFoundError(
+                    f"{self.source.display()} does not name an absolute path",
+                    rule_id="HG100",
+                    hint=f"write git+file:// followed by the absolute path, e.g. git+file://{os.path.abspath(path)}",
+                )
             if not os.path.isdir(path):
                 raise RepositoryNotFoundError(
                     f"git repository {self.source.display()} was not found: {path} is not a folder",
@@ -240,8 +246,12 @@ def _git_command(repository: Path | None, *args: str) -> list[str]:
 
 
 def _last_line(stderr: bytes) -> str:
-    lines = [line for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "no message from git"
+    """Return git's error lines (those starting with ``fatal:`` or ``error:``), else its last line."""
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    if errors:
+        return " ".join(errors)
+    return lines[-1] if lines else "no message from git"
 
 
 __all__ = ["GitBackend"]
