@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 import socket
 import sys
 from collections.abc import Iterator
@@ -92,7 +93,7 @@ def test_hostile_case_refused(case: HostileCase, tmp_path: Path, listener: socke
 
     assert not marker.exists()
     assert not _connection_arrived(listener)
-    assert raised.value.rule_id == case.rule_id
+    assert re.fullmatch(case.rule_id, raised.value.rule_id)
     assert raised.value.repo.startswith(f"hostile/{case.name.replace('_', '-')}@bbbbbbbbbbbb")
     assert raised.value.path in ("modeling_x.py", "torch.py")
     if case.trigger == "model_call" and "in a call of" in case.match:

@@ -44,6 +44,7 @@ GUARD_NAMES = frozenset(
         "_print",
         "_match_class_",
         "_match_values_",
+        "_check_arguments_",
         "__metaclass__",
     }
 )
@@ -237,14 +238,29 @@ class ModelCodeTransformer(RestrictingNodeTransformer):
         self.check_function_argument_names(node)
         self._function_depth += 1
         try:
-            return self.node_contents_visit(node)
+            node = self.node_contents_visit(node)
         finally:
             self._function_depth -= 1
+        names = _argument_names(node.args)
+        if names:
+            # Library code calls sandboxed functions (sort keys, map, hooks) with values that
+            # never passed the guards; each argument gets the value check on entry.
+            check = ast.Expr(ast.Call(ast.Name("_check_arguments_", ast.Load()), [ast.Name(name, ast.Load()) for name in names], []))
+            copy_locations(check, node)
+            has_docstring = node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str)
+            node.body.insert(1 if has_docstring else 0, check)
+        return node
 
     def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
-        """Allow lambdas; imports cannot appear in them, so no depth bookkeeping is needed."""
+        """Allow lambdas; their arguments get the value check, as a function's do."""
         self.check_function_argument_names(node)
-        return self.node_contents_visit(node)
+        node = self.node_contents_visit(node)
+        names = _argument_names(node.args)
+        if names:
+            check = ast.Call(ast.Name("_check_arguments_", ast.Load()), [ast.Name(name, ast.Load()) for name in names], [])
+            node.body = ast.BoolOp(ast.And(), [check, node.body])
+            copy_locations(node.body, node)
+        return node
 
     def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
         """Allow classes as written (no injected metaclass); the guarded ``__build_class__`` marks them."""
@@ -479,6 +495,13 @@ class ModelCodeTransformer(RestrictingNodeTransformer):
             if attr.startswith("_") or attr in FRAME_ATTRIBUTES:
                 self.error(node, f'the class pattern reads "{attr}", which sandboxed code may not read this way')
         return self.node_contents_visit(node)
+
+
+def _argument_names(arguments: ast.arguments) -> list[str]:
+    """Return the parameter names of a function or lambda, ``*args`` and ``**kwargs`` included."""
+    names = [argument.arg for argument in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)]
+    names.extend(argument.arg for argument in (arguments.vararg, arguments.kwarg) if argument is not None)
+    return names
 
 
 def _captured_names(pattern: ast.AST) -> list[str]:

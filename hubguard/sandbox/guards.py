@@ -205,6 +205,15 @@ _FILE_WRITING_METHODS = frozenset(
      "_shared_decref", "_shared_incref", "_new_with_file", "_write_file", "_set_from_file"}
 )
 
+# Names of native routines that open, map or write files, refused however they are reached
+# (a set from torch.overrides.get_ignored_functions holds UntypedStorage.from_file).
+_NATIVE_WRITER_NAMES = frozenset(
+    {"from_file", "tofile", "_save_for_lite_interpreter", "_save_for_mobile", "save_to_buffer",
+     "_save_to_buffer_for_lite_interpreter", "_share_filename_cpu_", "_share_fd_cpu_", "_new_shared_filename_cpu",
+     "_new_shared_fd_cpu", "_new_using_filename_cpu", "_new_using_fd_cpu"}
+)
+_NATIVE_ROUTINE_TYPES = (types.BuiltinFunctionType, types.MethodDescriptorType, types.ClassMethodDescriptorType)
+
 # Attribute names of objects that register callbacks; the callbacks must be sandboxed code.
 _CALLBACK_REGISTRARS = frozenset(
     {"register_hook", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
@@ -600,6 +609,12 @@ class Guards:
             substitute = self._substitutes.get(id(value))
             if substitute is not None:
                 return substitute
+            if isinstance(value, _NATIVE_ROUTINE_TYPES) and getattr(value, "__name__", None) in _NATIVE_WRITER_NAMES:
+                raise self.violation(
+                    "HG307", "file write", f"{how} reaches {value.__name__}, which opens or writes files from native code",
+                    policy_rule="sandbox.file_write",
+                    hint="model code may not open or write files; weights come from the verified snapshot",
+                )
             if getattr(value, "__module__", None) == "builtins":
                 return self._check_builtin_value(value, how)
             decision = self._canonical_decision(value)
@@ -701,6 +716,13 @@ class Guards:
         """Value-check what a ``case`` pattern captured (the compiled guard of every case); always true."""
         for value in values:
             self._check_deep(value, "a match pattern")
+        return True
+
+    def check_arguments(self, *values: Any) -> bool:
+        """Value-check the arguments a sandboxed function or lambda received (compiled into its start); always true."""
+        for value in values:
+            if type(value) not in self._inert_types:
+                self._check_deep(value, "an argument")
         return True
 
     def _check_deep(self, value: Any, how: str) -> Any:
@@ -966,6 +988,8 @@ class Guards:
             raise
         if self._owned(obj) or (type(obj) in _CREATED_CLASSES and name not in _CALLBACK_REGISTRARS and self._owned(value)):
             return value
+        if type(obj) in _PLAIN_TYPES:
+            return value  # str.replace, list.copy: plain values open no files and take no callbacks
         if name in _FILE_WRITING_METHODS:
             raise self.violation(
                 "HG307", "file write", f"{type(obj).__name__}.{name} opens or writes files",
@@ -1164,8 +1188,7 @@ class Guards:
         how = f"{function.__name__}()"
 
         def checked(*args: Any, **kwargs: Any) -> Any:
-            result = function(*args, **kwargs)
-            return result if type(result) in guards._inert_types else guards.check_value(result, how)
+            return guards._check_deep(function(*args, **kwargs), how)
 
         checked.__name__ = checked.__qualname__ = function.__name__
         return checked

@@ -12,7 +12,7 @@ A case is a small repository (``files``) whose ``modeling_x.py`` is the entry mo
 * ``call``: when the module function ``run()`` is called.
 
 ``match`` is a regular expression the ``SandboxViolation`` message must match and
-``rule_id`` its rule. The test replaces ``@MARKER@`` and ``@PORT@`` before building the
+``rule_id`` one for its rule (a set's iteration order can decide which refusal comes first). The test replaces ``@MARKER@`` and ``@PORT@`` before building the
 snapshot. The static audit is not involved: these test the sandbox alone.
 """
 
@@ -427,23 +427,24 @@ CASES: list[HostileCase] = [
     ),
     _case(
         "match_mapping_pattern_capture",
-        "import torch\n\ndef run():\n    found = torch.overrides.get_ignored_functions()\n"
-        "    table = dict(zip(map(lambda f: getattr(f, '__name__', ''), found), found))\n"
+        "import torch\n\ndef run():\n    found = list(torch.overrides.get_ignored_functions())\n"
+        "    table = dict(zip(map(getattr, found, ['__name__'] * len(found), [''] * len(found)), found))\n"
         "    match table:\n        case {'save': saver}:\n            saver(torch.zeros(1), '@MARKER@')\n",
         "call", "HG303", r"a match pattern reaches torch\.\S+ (unpickles|writes) files",
     ),
     _case(
         "dict_get_on_foreign_values",
-        "import torch\n\ndef run():\n    found = torch.overrides.get_ignored_functions()\n"
-        "    table = dict(zip(map(lambda f: getattr(f, '__name__', ''), found), found))\n"
+        "import torch\n\ndef run():\n    found = list(torch.overrides.get_ignored_functions())\n"
+        "    table = dict(zip(map(getattr, found, ['__name__'] * len(found), [''] * len(found)), found))\n"
         "    table.get('save')(torch.zeros(1), '@MARKER@')\n",
         "call", "HG303", r"dict\.get\(\) reaches torch\.\S+ (unpickles|writes) files",
     ),
     _case(
         "max_picks_foreign_value",
-        "import torch\n\ndef run():\n    found = torch.overrides.get_ignored_functions()\n"
-        "    saver = max(found, key=lambda f: getattr(f, '__name__', '') == 'save')\n"
-        "    saver(torch.zeros(1), '@MARKER@')\n",
+        "import itertools\nimport torch\n\ndef run():\n    found = list(torch.overrides.get_ignored_functions())\n"
+        "    names = map(getattr, found, ['__name__'] * len(found), [''] * len(found))\n"
+        "    savers = itertools.compress(found, map(str.__eq__, names, ['save'] * len(found)))\n"
+        "    saver = max(savers, key=id)\n    saver(torch.zeros(1), '@MARKER@')\n",
         "call", "HG303", r"max\(\) reaches torch\.\S+ (unpickles|writes) files",
     ),
     _case(
@@ -567,5 +568,11 @@ CASES: list[HostileCase] = [
         "        cache = collections.defaultdict(functools.partial(lzma.open, '@MARKER@', 'wb'))\n"
         "        self.train = staticmethod(functools.lru_cache(cache.__getitem__))\n",
         "eval", "HG307", r"modeling_x\.py:10: opening '.*marker' for writing",
+    ),
+    _case(
+        "sort_key_receives_native_writer",
+        "import torch\n\ndef run():\n    found = torch.overrides.get_ignored_functions()\n"
+        "    sorted(found, key=lambda f: f('@MARKER@', True, 8) if getattr(f, '__name__', '') == 'from_file' else 0)\n",
+        "call", "HG30[37]", r"an argument reaches (torch\.\S+ |from_file, which opens or writes files)",
     ),
 ]
