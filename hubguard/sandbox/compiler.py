@@ -45,6 +45,7 @@ GUARD_NAMES = frozenset(
         "_match_class_",
         "_match_values_",
         "_check_arguments_",
+        "_call_",
         "__metaclass__",
     }
 )
@@ -226,6 +227,28 @@ class ModelCodeTransformer(RestrictingNodeTransformer):
         copy_locations(writer, node.value)
         node.value = writer
         return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        """Rewrite ``f(...)`` to ``_call_(f)(...)``: the callee gets the value check however it was reached.
+
+        A value can reach sandboxed code past the guards (``heapq.heappop``, ``random.choice``,
+        ``functools.reduce`` return items unchecked); calling it still goes through the guard.
+        ``super()`` stays as written, because its zero-argument form reads the calling frame.
+        """
+        node = super().visit_Call(node)
+        if not isinstance(node, ast.Call):
+            return node
+        func = node.func
+        if isinstance(func, ast.Name) and func.id == "_apply_" and node.args:
+            node.args[0] = self._guarded_callee(node.args[0])
+        elif not (isinstance(func, ast.Name) and (func.id in GUARD_NAMES or func.id == "super")):
+            node.func = self._guarded_callee(func)
+        return node
+
+    def _guarded_callee(self, callee: ast.expr) -> ast.expr:
+        call = ast.Call(ast.Name("_call_", ast.Load()), [callee], [])
+        copy_locations(call, callee)
+        return call
 
     # --- definitions ---------------------------------------------------------------
 

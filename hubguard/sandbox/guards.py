@@ -432,6 +432,7 @@ class Guards:
         self._module_attribute_cache: dict[tuple[int, str], tuple[types.ModuleType, Any]] = {}
         # Types whose instances the value check always lets through; grows as values are seen.
         self._inert_types: set[type] = set(_PLAIN_TYPES)
+        self._trusted_callees: set[int] = set()
         self._checked_metaclass: Callable[[type], type] = lambda metaclass: metaclass
         self._type = _make_type_stand_in(self)
         runner_namespace: dict[str, Any] = {CONTEXT_KEY: context, "__builtins__": {}, "__name__": "hubguard_sandboxed_call"}
@@ -439,6 +440,9 @@ class Guards:
         self._make_runner: Callable[[Any, tuple[str, int]], Callable[..., Any]] = runner_namespace["make"]
         self.builtins = self._make_builtins()
         self._install_substitutes()
+        # The guarded builtins and substitutes; the plain builtins (map, sorted) still get their arguments checked.
+        guarded = [value for name, value in self.builtins.items() if value is not getattr(builtins, name, None)]
+        self._trusted_callees = {id(value) for value in (*guarded, *self._substitutes.values()) if callable(value)}
 
     # --- reporting ---------------------------------------------------------------------
 
@@ -587,8 +591,10 @@ class Guards:
     def check_value(self, value: Any, how: str, *, reached_as: str | None = None, listed: bool = False) -> Any:
         """Return ``value`` if sandboxed code may hold it, a guarded substitute, or raise."""
         kind = type(value)
-        if kind in self._inert_types:
+        if kind in self._inert_types or id(value) in self._trusted_callees:
             return value
+        if kind is types.FunctionType and value.__globals__ is _GUARDS_GLOBALS:
+            return value  # a guarded stand-in this module made (str.format, dict.get, a withheld builtin)
         if isinstance(value, functools.partial):
             self.check_value(value.func, f"{how} (a partial of it)")
             return value
@@ -717,6 +723,29 @@ class Guards:
         for value in values:
             self._check_deep(value, "a match pattern")
         return True
+
+    def call(self, function: Any) -> Any:
+        """Return what ``function(...)`` calls (the compiled form of every call): the callee value-checked.
+
+        Sandboxed functions, the sandbox's own builtins and instances of already seen types
+        pass as they are; any other callee is value-checked, and so are the routines and
+        classes passed to it, since a library (``map``, ``sorted``) may call them in turn.
+        """
+        kind = type(function)
+        if kind in self._inert_types or id(function) in self._trusted_callees or self._sandboxed_callable(function):
+            return function
+        if kind is types.FunctionType and function.__globals__ is _GUARDS_GLOBALS:
+            return function  # a guarded stand-in this module made (str.format, dict.get, a withheld builtin)
+        checked = self.check_value(function, "a call")
+        guards = self
+
+        def checked_call(*args: Any, **kwargs: Any) -> Any:
+            for value in (*args, *kwargs.values()):
+                if type(value) not in guards._inert_types and not isinstance(value, types.ModuleType):
+                    guards.check_value(value, "an argument of a call")
+            return checked(*args, **kwargs)
+
+        return checked_call
 
     def check_arguments(self, *values: Any) -> bool:
         """Value-check the arguments a sandboxed function or lambda received (compiled into its start); always true."""
@@ -1345,6 +1374,7 @@ class _GuardedFormatter(string.Formatter):
         return value, first
 
 
+_GUARDS_GLOBALS = globals()
 _formatter_field_name_split = _string.formatter_field_name_split  # the parser str.format itself uses
 
 

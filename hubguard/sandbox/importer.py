@@ -255,6 +255,7 @@ class SandboxContext:
                 "_match_class_": self.guards.match_class,  # type: ignore[union-attr]
                 "_match_values_": self.guards.match_values,  # type: ignore[union-attr]
                 "_check_arguments_": self.guards.check_arguments,  # type: ignore[union-attr]
+                "_call_": self.guards.call,  # type: ignore[union-attr]
             }
         )
         if record.is_package:

@@ -575,4 +575,25 @@ CASES: list[HostileCase] = [
         "    sorted(found, key=lambda f: f('@MARKER@', True, 8) if getattr(f, '__name__', '') == 'from_file' else 0)\n",
         "call", "HG30[37]", r"an argument reaches (torch\.\S+ |from_file, which opens or writes files)",
     ),
+    _case(
+        "operator_getitem_then_call",
+        "import operator\nimport torch\n\ndef run():\n    found = list(torch.overrides.get_ignored_functions())\n"
+        "    names = list(map(getattr, found, ['__name__'] * len(found), [''] * len(found)))\n"
+        "    writer = operator.getitem(found, names.index('from_file'))\n    writer('@MARKER@', True, 8)\n",
+        "call", "HG307", r"a call reaches from_file, which opens or writes files from native code",
+    ),
+    _case(
+        "dunder_getitem_then_call",
+        "import operator\nimport torch\n\ndef run():\n    found = list(torch.overrides.get_ignored_functions())\n"
+        "    names = list(map(getattr, found, ['__name__'] * len(found), [''] * len(found)))\n"
+        "    writer = found.__getitem__(names.index('from_file'))\n    writer('@MARKER@', True, 8)\n",
+        "call", "HG307", r"a call reaches from_file, which opens or writes files from native code",
+    ),
+    _case(
+        "native_writer_handed_to_map",
+        "import operator\nimport torch\n\ndef run():\n    found = list(torch.overrides.get_ignored_functions())\n"
+        "    names = list(map(getattr, found, ['__name__'] * len(found), [''] * len(found)))\n"
+        "    writer = operator.getitem(found, names.index('from_file'))\n    list(map(writer, ['@MARKER@'], [True], [8]))\n",
+        "call", "HG307", r"an argument of a call reaches from_file, which opens or writes files",
+    ),
 ]
