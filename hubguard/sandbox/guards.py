@@ -229,10 +229,10 @@ _CALLBACK_REGISTRARS = frozenset(
 # as ``obj[key]`` does. Class patterns may not read them.
 _CONTAINER_READERS = frozenset({"get", "pop", "setdefault", "popitem", "values", "items", "popleft"})
 
-# Dunder names a class namespace may not hold, whether written in a class body (the
-# compiler refuses them there) or passed to ``type(name, bases, namespace)`` and other
-# metaclass calls: they change how the class identifies itself, how isinstance and pattern
-# matching see it, or hand callables to ``copy`` and ``pickle`` that run outside the sandbox.
+# Dunder names a class namespace may not hold, whether written in a class body or passed to
+# ``type(name, bases, namespace)`` and other metaclass calls. They change how the class
+# identifies itself or how isinstance and pattern matching see it, or they hand callables to
+# ``copy`` and ``pickle`` that run outside the sandbox.
 _NAMESPACE_DENIED = frozenset(
     {"__class__", "__builtins__", "__globals__", "__match_args__", "__instancecheck__", "__subclasscheck__",
      "__reduce__", "__reduce_ex__", "__getnewargs__", "__getnewargs_ex__"}
@@ -255,7 +255,7 @@ _SPECIAL_ATTRIBUTES = _CALLBACK_REGISTRARS | _FILE_WRITING_METHODS | _CONTAINER_
     "format", "format_map", "register", "__setattr__", "__delattr__", "__getattr__",
 }
 
-# Callables that run code the sandbox did not compile; stored as attributes, they are wrapped
+# Callables that run code the sandbox did not compile. Stored as attributes, they are wrapped
 # so that they run inside the sandbox when host code calls them later.
 _FOREIGN_CALLABLE_KINDS = (
     types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.MethodWrapperType,
