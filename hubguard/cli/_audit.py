@@ -96,15 +96,17 @@ def emit_report(report: Any, args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from hubguard.audit import audit
     from hubguard.audit.policy import load_policy
+    from hubguard.cli._progress import stage
 
     policy = load_policy(args.policy)
-    report = audit(
-        args.source,
-        revision=args.revision,
-        policy=policy,
-        lock=args.lock,
-        code_revision=args.code_revision,
-        trial=args.trial,
-        unsafe_skip_bandit=args.unsafe_skip_bandit,
-    )
+    with stage(f"auditing {args.source}" + (" with a jailed trial" if args.trial else "")):
+        report = audit(
+            args.source,
+            revision=args.revision,
+            policy=policy,
+            lock=args.lock,
+            code_revision=args.code_revision,
+            trial=args.trial,
+            unsafe_skip_bandit=args.unsafe_skip_bandit,
+        )
     return emit_report(report, args)

@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy)
     folders = [path for path in args.paths if path.is_dir()]
     files = [path for path in args.paths if path.is_file()]
-    snapshots = snapshot_of_paths(folders) + snapshot_of_paths(files)
-    report = audit_snapshots(snapshots, policy, unsafe_skip_bandit=args.unsafe_skip_bandit)
+    from hubguard.cli._progress import stage
+
+    with stage(f"scanning {len(folders) + len(files)} path(s)"):
+        snapshots = snapshot_of_paths(folders) + snapshot_of_paths(files)
+        report = audit_snapshots(snapshots, policy, unsafe_skip_bandit=args.unsafe_skip_bandit)
     return emit_report(report, args)
