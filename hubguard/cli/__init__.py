@@ -68,14 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hubguard {__version__}")
     _add_verbosity(parser, top_level=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
-    for name, module_name in SUBCOMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            # TODO: remove once every subcommand module exists; a missing one must fail loudly.
-            if error.name != module_name:
-                raise
-            continue
+    for module_name in SUBCOMMANDS.values():
+        module = importlib.import_module(module_name)
         sub = module.add_parser(subparsers)
         _add_verbosity(sub, top_level=False)
         sub.set_defaults(_run=module.run)
