@@ -143,7 +143,8 @@ def test_dirty_checkout_loads_as_plain_folder(isolated_env: Path, tmp_path: Path
     snapshot = fetch(str(work))
     assert snapshot.revision.commit == expected_content_id_without_git(work)
     assert snapshot.read_text("helpers.py") == 'HELPER_VERSION = "edited"\n'
-    assert "uncommitted or untracked changes" in caplog.text
+    assert "whose files differ from HEAD" in caplog.text
+    assert "(helpers.py)" in caplog.text
 
 
 def expected_content_id_without_git(folder: Path) -> str:

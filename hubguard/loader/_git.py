@@ -40,7 +40,14 @@ _SAFE_TRANSPORTS = (
     "-c", "protocol.file.allow=always",
 )  # fmt: skip
 # Never prompt for credentials, never take locks in the source repository, never run LFS.
-_GIT_ENVIRONMENT = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "GIT_LFS_SKIP_SMUDGE": "1"}
+_GIT_ENVIRONMENT = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_OPTIONAL_LOCKS": "0",
+    "GIT_LFS_SKIP_SMUDGE": "1",
+    # Replace refs would let another commit's objects stand for the pinned commit id.
+    "GIT_NO_REPLACE_OBJECTS": "1",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
 
 
 class GitBackend(Backend):

@@ -21,7 +21,7 @@ from hubguard.errors import RepositoryNotFoundError, RevisionNotFoundError, Unsa
 from hubguard.loader._backend import Backend
 from hubguard.loader._files import FetchLimits, RepoFile, check_size, never_loaded_reason
 from hubguard.loader.cache import ContentCache, StoredBlob
-from hubguard.loader.integrity import sha256_file
+from hubguard.loader.integrity import git_blob_id_of_file, sha256_file
 from hubguard.loader.revisions import is_content_id
 from hubguard.loader.snapshot import PinnedRevision, SourceRef
 
@@ -47,12 +47,25 @@ def git_toplevel(folder: Path) -> Path | None:
     return folder if top.resolve() == folder.resolve() else None
 
 
+# Settings for every git call on a checkout that someone else may have prepared: its
+# .git/config could name an fsmonitor or hook program, and replace refs could swap the
+# objects a commit id stands for. hubguard only runs plumbing commands that read objects
+# and refs (rev-parse, ls-tree), never ones that look at the working tree.
+_SAFE_GIT_OPTIONS = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null")
+_SAFE_GIT_ENVIRONMENT = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_OPTIONAL_LOCKS": "0",
+    "GIT_NO_REPLACE_OBJECTS": "1",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
 def _git(folder: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        ["git", "-C", str(folder), *args],
+        ["git", *_SAFE_GIT_OPTIONS, "-C", str(folder), *args],
         capture_output=True,
         check=check,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"},
+        env={**os.environ, **_SAFE_GIT_ENVIRONMENT},
     )
 
 
@@ -80,24 +93,56 @@ class LocalFolderBackend(Backend):
         head = _git(self.root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
         if head.returncode != 0:
             return  # a checkout without commits is a plain folder
-        status = _git(self.root, "status", "--porcelain", "-z", "--untracked-files=all", check=False)
-        if status.returncode != 0 or status.stdout:
-            logger.warning(
-                "%s is a git checkout with uncommitted or untracked changes; loading it as a plain folder "
-                "identified by its content id",
-                self.source.location,
-            )
-            return
-        self._head = head.stdout.decode("ascii").strip()
-        self._head_blobs = {}
-        tree = _git(self.root, "ls-tree", "-r", "-z", "--full-tree", self._head).stdout
+        commit = head.stdout.decode("ascii").strip()
+        head_blobs: dict[str, str] = {}
+        tree = _git(self.root, "ls-tree", "-r", "-z", "--full-tree", commit).stdout
         for record in tree.split(b"\0"):
             if not record:
                 continue
             meta, _, raw_path = record.partition(b"\t")
             mode, kind, oid = meta.decode("ascii").split()
             if kind == "blob" and mode != "120000":
-                self._head_blobs[raw_path.decode("utf-8", "surrogateescape")] = oid
+                head_blobs[raw_path.decode("utf-8", "surrogateescape")] = oid
+        # hubguard compares the working tree with HEAD itself (git status would read the
+        # checkout's own settings and index flags such as assume-unchanged). Every regular
+        # file, ignored ones included, must be HEAD's blob; otherwise the folder is a plain
+        # folder named by its content id.
+        changed = self._differences_from(head_blobs)
+        if changed:
+            logger.warning(
+                "%s is a git checkout whose files differ from HEAD %s (%s); loading it as a plain folder "
+                "identified by its content id",
+                self.source.location,
+                commit,
+                ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else ""),
+            )
+            return
+        self._head = commit
+        self._head_blobs = head_blobs
+
+    def _differences_from(self, head_blobs: dict[str, str]) -> list[str]:
+        """Return the working-tree paths that are not HEAD's blobs, and HEAD's files that are missing."""
+        seen: set[str] = set()
+        changed: list[str] = []
+        for folder, dirnames, filenames in os.walk(self.root, followlinks=False):
+            relative_folder = os.path.relpath(folder, self.root)
+            relative_folder = "" if relative_folder == "." else relative_folder
+            if ".git" in dirnames:
+                dirnames.remove(".git")
+            for name in filenames:
+                full = os.path.join(folder, name)
+                path = _join(relative_folder, name)
+                if os.path.islink(full):
+                    continue  # symlinks are checked by list_files and read through their target
+                seen.add(path)
+                expected = head_blobs.get(path)
+                if expected is None or git_blob_id_of_file(Path(full)) != expected:
+                    changed.append(path)
+        changed.extend(sorted(path for path in head_blobs if path not in seen and not os.path.islink(self._full_unchecked(path))))
+        return changed
+
+    def _full_unchecked(self, path: str) -> str:
+        return os.path.join(self.root, *path.split("/"))
 
     def pin(self, requested: str | None, *, allow_floating: bool) -> PinnedRevision:
         if self._head is not None:
@@ -180,7 +225,9 @@ class LocalFolderBackend(Backend):
         if stored is None:
             with open(full, "rb") as handle:
                 stored = cache.stage_stream(handle)
-        return stored, None
+        # In a checkout at HEAD, the bytes that will be loaded (the cache copy) must be HEAD's blob.
+        git_blob = git_blob_id_of_file(stored.path) if self._head_blobs is not None else None
+        return stored, git_blob
 
     def hash_unfetched(self, repo_file: RepoFile) -> str:
         return sha256_file(Path(self._full(repo_file.path)))[1]

@@ -25,6 +25,7 @@ that its ``auto_map`` points into (``org/other--module.Class``).
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -267,6 +268,25 @@ def check_against_lock(entry: LockEntry, received: Mapping[str, tuple[int, str]]
             )
 
 
+def git_blob_id_of_file(path: Path) -> str:
+    """Return the git (SHA-1) blob id of a file's bytes, read in 1 MiB chunks."""
+    size = os.path.getsize(path)
+    digest = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+    read = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            read += len(chunk)
+    if read != size:
+        raise IntegrityError(
+            f"changed size while it was read ({size} then {read} bytes)",
+            rule_id="HG103",
+            path=str(path),
+            hint="load the folder again once nothing writes to it",
+        )
+    return digest.hexdigest()
+
+
 def sha256_file(path: Path) -> tuple[int, str]:
     """Return the size and sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
@@ -279,6 +299,7 @@ def sha256_file(path: Path) -> tuple[int, str]:
 
 
 __all__ = [
+    "git_blob_id_of_file",
     "LOCK_FORMAT_VERSION",
     "LockEntry",
     "LockFile",
