@@ -95,19 +95,22 @@ class LocalFolderBackend(Backend):
             return  # a checkout without commits is a plain folder
         commit = head.stdout.decode("ascii").strip()
         head_blobs: dict[str, str] = {}
-        tree = _git(self.root, "ls-tree", "-r", "-z", "--full-tree", commit).stdout
+        head_sizes: dict[str, int] = {}
+        tree = _git(self.root, "ls-tree", "-r", "-z", "--long", "--full-tree", commit).stdout
         for record in tree.split(b"\0"):
             if not record:
                 continue
             meta, _, raw_path = record.partition(b"\t")
-            mode, kind, oid = meta.decode("ascii").split()
+            mode, kind, oid, size = meta.decode("ascii").split()
             if kind == "blob" and mode != "120000":
-                head_blobs[raw_path.decode("utf-8", "surrogateescape")] = oid
+                path = raw_path.decode("utf-8", "surrogateescape")
+                head_blobs[path] = oid
+                head_sizes[path] = int(size)
         # hubguard compares the working tree with HEAD itself (git status would read the
         # checkout's own settings and index flags such as assume-unchanged). Every regular
         # file, ignored ones included, must be HEAD's blob; otherwise the folder is a plain
         # folder named by its content id.
-        changed = self._differences_from(head_blobs)
+        changed = self._differences_from(head_blobs, head_sizes)
         if changed:
             logger.warning(
                 "%s is a git checkout whose files differ from HEAD %s (%s); loading it as a plain folder "
@@ -120,7 +123,7 @@ class LocalFolderBackend(Backend):
         self._head = commit
         self._head_blobs = head_blobs
 
-    def _differences_from(self, head_blobs: dict[str, str]) -> list[str]:
+    def _differences_from(self, head_blobs: dict[str, str], head_sizes: dict[str, int]) -> list[str]:
         """Return the working-tree paths that are not HEAD's blobs, and HEAD's files that are missing."""
         seen: set[str] = set()
         changed: list[str] = []
@@ -136,7 +139,10 @@ class LocalFolderBackend(Backend):
                     continue  # symlinks are checked by list_files and read through their target
                 seen.add(path)
                 expected = head_blobs.get(path)
-                if expected is None or git_blob_id_of_file(Path(full)) != expected:
+                # A size that differs from HEAD's settles it without reading the file.
+                if expected is None or os.path.getsize(full) != head_sizes[path]:
+                    changed.append(path)
+                elif git_blob_id_of_file(Path(full)) != expected:
                     changed.append(path)
         changed.extend(sorted(path for path in head_blobs if path not in seen and not os.path.islink(self._full_unchecked(path))))
         return changed

@@ -206,7 +206,7 @@ _FILE_WRITING_METHODS = frozenset(
 )
 
 # Names of native routines that open, map or write files, refused however they are reached
-# (a set from torch.overrides.get_ignored_functions holds UntypedStorage.from_file).
+# (a set from torch.overrides.get_ignored_functions contains UntypedStorage.from_file).
 _NATIVE_WRITER_NAMES = frozenset(
     {"from_file", "tofile", "_save_for_lite_interpreter", "_save_for_mobile", "save_to_buffer",
      "_save_to_buffer_for_lite_interpreter", "_share_filename_cpu_", "_share_fd_cpu_", "_new_shared_filename_cpu",
@@ -331,7 +331,7 @@ class _ImportedNames:
 
 
 class _CheckedWriter:
-    """What ``_write_(obj)`` returns for objects other than plain containers: stores foreign callables wrapped.
+    """Writer that ``_write_(obj)`` returns for objects other than plain containers; it stores foreign callables wrapped.
 
     ``obj.attr = value`` compiles to ``_write_(obj).attr = value``; the writer passes the
     store on to ``obj`` with the value run through :meth:`Guards._stored`.
@@ -755,7 +755,7 @@ class Guards:
         return True
 
     def _check_deep(self, value: Any, how: str) -> Any:
-        """The value check, applied also to the items of a list or tuple and the values of a dict."""
+        """Apply the value check to ``value`` and to the items of a list or tuple and the values of a dict."""
         kind = type(value)
         if kind is list or kind is tuple:
             for item in value:

@@ -74,7 +74,7 @@ def source_component(snapshot: Snapshot) -> str:
 
 
 def namespace_of(snapshot: Snapshot) -> str:
-    """Return the package name that holds a snapshot's modules."""
+    """Return the package name that contains a snapshot's modules."""
     return f"{ROOT_PACKAGE}.{source_component(snapshot)}.c{snapshot.code_id()}"
 
 
@@ -311,7 +311,7 @@ def _link_parent(name: str, module: types.ModuleType) -> None:
 class SandboxedCode:
     """The modules of one snapshot, imported in the sandbox.
 
-    ``namespace`` is the package that holds them; ``events`` lists every runtime refusal
+    ``namespace`` is the package that contains them; ``events`` lists every runtime refusal
     and warning of this load (also sent to the ``report`` given to :func:`import_snapshot`).
     """
 
